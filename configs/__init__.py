@@ -1,0 +1,1 @@
+"""Experiment configs: ``base.py`` holds the defaults, each experiment derives from it."""
