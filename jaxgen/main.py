@@ -69,9 +69,11 @@ def main(argv) -> None:
     try:
         validation.validate(config, workdir)
         pipeline = loop.open_data(config, config.data.eval_split if FLAGS.mode == "eval" else None)
-        validation.check_data_fits(config, pipeline.example_shape)
-    except (ConfigError, DataError) as e:
+        validation.check_data_fits(config, pipeline.element_shape)
+    except ConfigError as e:
         _fail(str(e))
+    except DataError as e:
+        _fail(f"data: {e}")
 
     if FLAGS.mode == "train":
         loop.train(config, workdir)
@@ -89,6 +91,8 @@ def main(argv) -> None:
 
 
 def run() -> None:
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)  # orbax and tfds log every step at INFO
     app.run(main, flags_parser=_parse)
 
 

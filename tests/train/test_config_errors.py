@@ -16,7 +16,7 @@ SMOKE = "--config=configs/ddpm_digits.py:smoke"
 # (extra args, expected substring of the error line)
 CASES = [
     (["--config.model.name=resnet"], "model.name='resnet': must be one of 'unet'"),
-    (["--config.data.name=no_such_dataset"], "data.name='no_such_dataset'"),
+    (["--config.data.name=no_such_dataset"], "data: unknown TFDS dataset name 'no_such_dataset'"),
     (["--config.train.batch_size=0"], "train.batch_size=0: must be an integer >= 1"),
     (["--config.train.batch_size=-3"], "train.batch_size=-3"),
     (["--config.train.num_steps=0"], "train.num_steps=0"),

@@ -1,0 +1,28 @@
+"""Flax Linen backbones (architectures only: no losses, no schedules)."""
+
+from jaxgen.nets.conv import Conv, conv2d
+from jaxgen.nets.embeddings import TimeEmbedding, sinusoidal_embedding
+from jaxgen.nets.layers import TIME_CONDITIONING, Attention, Downsample, ResBlock, Upsample
+from jaxgen.nets.unet import UNet
+
+MODELS = ("unet",)
+
+
+def build(model_cfg, *, out_channels: int, num_classes=None):
+    """Builds the backbone named ``model_cfg.name`` from its config section."""
+    if model_cfg.name == "unet":
+        return UNet(out_channels=out_channels,
+                    block_channels=tuple(model_cfg.block_channels),
+                    attention=tuple(bool(a) for a in model_cfg.attention),
+                    layers_per_block=model_cfg.layers_per_block,
+                    mid_attention=model_cfg.mid_attention,
+                    num_groups=model_cfg.num_groups,
+                    head_dim=model_cfg.head_dim,
+                    time_conditioning=model_cfg.time_conditioning,
+                    num_classes=num_classes,
+                    dropout=model_cfg.dropout)
+    raise ValueError(f"model.name must be one of {MODELS}, got {model_cfg.name!r}")
+
+
+__all__ = ["Attention", "Conv", "Downsample", "MODELS", "ResBlock", "TIME_CONDITIONING",
+           "TimeEmbedding", "UNet", "Upsample", "build", "conv2d", "sinusoidal_embedding"]
