@@ -2,6 +2,7 @@
 
   python -m jaxgen.main --config=configs/ddpm_digits.py[:smoke] --workdir=runs/x \
       [--config.train.num_steps=100 ...] [--mode=train|sample|eval]
+  python -m jaxgen.main --workdir=runs/x --mode=sample   # uses runs/x/config.json
 
 Bad configs, data sources and workdirs are reported as one line on stderr with exit
 code 2, before anything is compiled or written.
@@ -56,16 +57,21 @@ def _parse(argv):
 def main(argv) -> None:
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}")
-    if FLAGS.config is None:
-        _fail("--config is required, e.g. --config=configs/ddpm_digits.py")
     if not FLAGS.workdir:
         _fail("--workdir is required, e.g. --workdir=runs/demo")
 
     from jaxgen.errors import ConfigError, DataError
-    from jaxgen.train import loop, validation
+    from jaxgen.train import checkpoint, loop, validation
 
-    config = FLAGS.config
     workdir = FLAGS.workdir
+    config = FLAGS.config
+    if config is None:
+        if FLAGS.mode == "train":
+            _fail("--config is required to train, e.g. --config=configs/ddpm_digits.py")
+        try:  # sample/eval default to the config the run was trained with
+            config = checkpoint.load_config(workdir)
+        except FileNotFoundError as e:
+            _fail(str(e))
     try:
         validation.validate(config, workdir)
         pipeline = loop.open_data(config, config.data.eval_split if FLAGS.mode == "eval" else None)

@@ -98,8 +98,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
     bar = tqdm(total=tcfg.num_steps, initial=start, disable=quiet or jax.process_index() != 0,
                desc=f"{config.family}", dynamic_ncols=True)
     last_t, last_step = time.perf_counter(), start
+    batches = data.iterate(pipeline, start, tcfg.num_steps - start)
     try:
-        for step, local in data.iterate(pipeline, start, tcfg.num_steps - start):
+        for step, local in batches:
             batch = sharding.global_batch(local, mesh)
             state, metrics = step_fn(state, batch, jax.random.fold_in(train_key, step))
             done = step + 1
@@ -119,6 +120,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
                               os.path.join(workdir, "samples", f"step_{done:07d}.png"),
                               config.sampler.num_samples)
     finally:
+        batches.close()
         bar.close()
         writer.close()
         mngr.wait_until_finished()

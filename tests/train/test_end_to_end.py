@@ -91,8 +91,7 @@ def test_cli_trains_then_samples_and_evaluates(tmp_path):
     r = run_cli(["--config=configs/ddpm_digits.py:smoke", f"--workdir={workdir}"])
     assert r.returncode == 0, r.stderr[-3000:]
     os.remove(os.path.join(workdir, "samples.png"))
-    r = run_cli(["--config=configs/ddpm_digits.py:smoke", f"--workdir={workdir}",
-                 "--mode=sample", "--num_samples=9"])
+    r = run_cli([f"--workdir={workdir}", "--mode=sample", "--num_samples=9"])
     assert r.returncode == 0, r.stderr[-3000:]
     assert os.path.exists(os.path.join(workdir, "samples.png"))
     r = run_cli(["--config=configs/ddpm_digits.py:smoke", f"--workdir={workdir}", "--mode=eval"])

@@ -1,0 +1,41 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import base
+from jaxgen.train import optim
+from jaxgen.train.state import TrainState
+
+
+def optim_cfg(**kw):
+    c = base.get_config().optim
+    c.update(kw)
+    return c
+
+
+def test_warmup_then_cosine_schedule():
+    lr = optim.learning_rate_schedule(optim_cfg(learning_rate=1e-3, warmup_steps=10,
+                                                schedule="cosine", final_lr_fraction=0.1), 110)
+    np.testing.assert_allclose(lr(0), 0.0)
+    np.testing.assert_allclose(lr(5), 5e-4, rtol=1e-6)
+    np.testing.assert_allclose(lr(10), 1e-3, rtol=1e-6)
+    np.testing.assert_allclose(lr(60), 0.5 * (1e-3 + 1e-4), rtol=1e-5)  # half-way down
+    np.testing.assert_allclose(lr(110), 1e-4, rtol=1e-5)
+    const = optim.learning_rate_schedule(optim_cfg(warmup_steps=0, schedule="constant"), 100)
+    assert float(const(0)) == float(const(99)) == optim_cfg().learning_rate
+
+
+def test_clipping_and_ema_update():
+    tx = optim.build_optimizer(optim_cfg(learning_rate=0.1, warmup_steps=0, grad_clip=1.0,
+                                         name="adam"), 10)
+    params = {"w": jnp.ones(3)}
+    state = TrainState.create(params, tx)
+    huge = {"w": jnp.array([1e6, 0.0, 0.0])}
+    new = state.apply_gradients(huge, tx, ema_decay=0.9)
+    assert int(new.step) == 1
+    # Adam's first step moves each coordinate by ~lr in the sign of its gradient
+    np.testing.assert_allclose(new.params["w"], [0.9, 1.0, 1.0], atol=1e-5)
+    # EMA: 0.9 * old + 0.1 * new
+    np.testing.assert_allclose(new.ema_params["w"], 0.9 * 1.0 + 0.1 * new.params["w"], rtol=1e-6)
+    with pytest.raises(ValueError, match="optim.name"):
+        optim.build_optimizer(optim_cfg(name="sgd"), 10)
