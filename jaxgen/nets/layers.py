@@ -4,9 +4,9 @@ conditioning, spatial self-attention, resampling."""
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
+from jaxgen.nets.attention import dot_product_attention
 from jaxgen.nets.conv import Conv
 
 TIME_CONDITIONING = ("adagn", "add")
@@ -49,7 +49,12 @@ class ResBlock(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over the H*W positions, pre-GroupNorm, residual."""
+    """Multi-head self-attention over the H*W positions, pre-GroupNorm, residual.
+
+    The attention itself is ``jaxgen.nets.attention.dot_product_attention``,
+    equal to ``jax.nn.dot_product_attention`` but with a cache-blocked forward
+    and backward pass (~3x faster on XLA:CPU at the UNet's 16x16 level).
+    """
 
     head_dim: int = 8
     num_groups: int = 8
@@ -64,7 +69,7 @@ class Attention(nn.Module):
         y = nn.GroupNorm(self.num_groups, epsilon=self.eps, name="norm")(x).reshape(b, h * w, c)
         q, k, v = (nn.Dense(c, name=n)(y).reshape(b, h * w, heads, self.head_dim)
                    for n in ("to_q", "to_k", "to_v"))
-        y = jax.nn.dot_product_attention(q, k, v).reshape(b, h * w, c)
+        y = dot_product_attention(q, k, v).reshape(b, h * w, c)
         return x + nn.Dense(c, name="to_out")(y).reshape(b, h, w, c)
 
 
