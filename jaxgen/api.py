@@ -63,7 +63,7 @@ def load(workdir: str) -> Run:
     """
     config = checkpoint.load_config(workdir)
     family = loop.make_family(config, checkpoint.load_meta(workdir)["example_shape"])
-    mngr = checkpoint.manager(workdir, read_only=True)
+    mngr = checkpoint.manager(workdir, keep=None, create=False)
     try:
         if mngr.latest_step() is None:
             raise FileNotFoundError(f"no checkpoint in {checkpoint.checkpoint_dir(workdir)}")

@@ -15,11 +15,14 @@ def to_uint8(images) -> np.ndarray:
     return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def image_grid(images, nrow: int | None = None, pad: int = 1, min_cell: int = 32) -> np.ndarray:
+def image_grid(images, nrow: int | None = None, pad: int = 2, min_cell: int = 32,
+               pad_value: int = 96) -> np.ndarray:
     """Tiles (N, H, W, C) images in [-1, 1] into one uint8 (rows, cols, C) picture.
 
     Small images are enlarged by an integer factor (nearest neighbour) so that each
-    cell is at least ``min_cell`` pixels high: 8x8 digits stay legible.
+    cell is at least ``min_cell`` pixels high: 8x8 digits stay legible. Cells are
+    separated by ``pad`` pixels of grey ``pad_value``, distinct from both black
+    background and white ink.
     """
     x = to_uint8(images)
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
@@ -30,7 +33,7 @@ def image_grid(images, nrow: int | None = None, pad: int = 1, min_cell: int = 32
     h, w = h * scale, w * scale
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)
-    grid = np.full((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, np.uint8)
+    grid = np.full((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), pad_value, np.uint8)
     for i in range(n):
         r, q = divmod(i, nrow)
         grid[pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = x[i]

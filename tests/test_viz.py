@@ -7,15 +7,16 @@ from jaxgen import viz
 
 def test_grid_layout_values_and_png(tmp_path):
     imgs = np.stack([np.full((8, 8, 1), v, np.float32) for v in (-1.0, 0.0, 1.0, 2.0, -3.0)])
-    grid = viz.image_grid(imgs, nrow=3, pad=1, min_cell=16)
+    grid = viz.image_grid(imgs, nrow=3, pad=1, min_cell=16, pad_value=77)
     # 8x8 cells enlarged x2 -> 16; 3 per row, 2 rows, 1-pixel padding
     assert grid.shape == (2 * 17 + 1, 3 * 17 + 1, 1) and grid.dtype == np.uint8
     cell = lambda r, c: grid[1 + r * 17:1 + r * 17 + 16, 1 + c * 17:1 + c * 17 + 16]
     assert np.all(cell(0, 0) == 0) and np.all(cell(0, 1) == 128) and np.all(cell(0, 2) == 255)
     assert np.all(cell(1, 0) == 255) and np.all(cell(1, 1) == 0)  # clipped
-    assert np.all(cell(1, 2) == 255)  # empty slot is background
+    assert np.all(cell(1, 2) == 77)  # empty slot is background
+    assert grid[0, 0, 0] == 77
     path = viz.save_grid(imgs, str(tmp_path / "sub" / "g.png"), nrow=3)
-    assert np.asarray(Image.open(path)).shape[:2] == (2 * 33 + 1, 3 * 33 + 1)
+    assert np.asarray(Image.open(path)).shape[:2] == (2 * 34 + 2, 3 * 34 + 2)
 
 
 def test_grid_rejects_bad_shapes():

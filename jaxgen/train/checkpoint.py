@@ -17,13 +17,13 @@ def checkpoint_dir(workdir: str) -> str:
     return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
-def manager(workdir: str, keep: int = 3, read_only: bool = False) -> ocp.CheckpointManager:
+def manager(workdir: str, keep: int | None = 3, create: bool = True) -> ocp.CheckpointManager:
     """A manager that keeps the ``keep`` most recent checkpoints under workdir/checkpoints.
 
     Saves are asynchronous; call ``wait_until_finished()`` before the process ends.
+    ``create=False`` (for reading a finished run) leaves a missing directory missing.
     """
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only,
-                                           read_only=read_only)
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create)
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
 
 
