@@ -9,7 +9,6 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxgen import viz
 from jaxgen.train import checkpoint, loop, sharding
 
 
@@ -33,14 +32,17 @@ class Run:
     def step(self) -> int:
         return int(jax.device_get(self.state.step))
 
+    def __post_init__(self):
+        self._sample_fn = loop.sampler(self.family)
+
     def sample(self, rng: jax.Array, num: int) -> np.ndarray:
         """``num`` samples from the EMA parameters, as an array in the data's layout."""
-        return np.asarray(jax.jit(self.family.sample, static_argnums=2)(
-            self.state.ema_params, rng, num))
+        return np.asarray(self._sample_fn(self.state.ema_params, rng, num))
 
     def save_samples(self, path: str, num: int, rng: jax.Array | None = None) -> str:
+        """Writes a grid of ``num`` samples (default key: the run's own sample stream)."""
         rng = loop.keys(self.config.seed)["sample"] if rng is None else rng
-        return viz.save_grid(self.sample(rng, num), path)
+        return loop.write_samples(self._sample_fn, self.state.ema_params, rng, path, num)
 
     def evaluate(self, pipeline, num_batches: int) -> dict:
         """Mean of ``family.evaluate`` over the first ``num_batches`` batches of ``pipeline``."""

@@ -63,10 +63,14 @@ def init_or_restore(family, mesh, mngr, seed: int):
     return lowered.compile(compiler_options=options)(init_key), False
 
 
-def write_samples(family, state, seed: int, path: str, num: int) -> str:
-    """Samples from the EMA parameters on every process; process 0 writes the PNG."""
-    sample_fn = jax.jit(family.sample, static_argnums=2)
-    images = sample_fn(state.ema_params, keys(seed)["sample"], num)
+def sampler(family):
+    """The family's ``sample(params, rng, num)`` compiled once per ``num``."""
+    return jax.jit(family.sample, static_argnums=2)
+
+
+def write_samples(sample_fn, params, rng, path: str, num: int) -> str:
+    """Samples on every process (the arrays may span hosts); process 0 writes the PNG."""
+    images = sample_fn(params, rng, num)
     if jax.process_index() == 0:
         viz.save_grid(np.asarray(images.addressable_data(0)), path)
     return path
@@ -93,7 +97,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
     repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
     step_fn = jax.jit(family.train_step, in_shardings=(repl, batch_sh, repl),
                       out_shardings=(repl, repl), donate_argnums=(0,))
-    train_key = keys(config.seed)["train"]
+    train_key, sample_key = keys(config.seed)["train"], keys(config.seed)["sample"]
+    sample_fn = sampler(family)
     writer = MetricWriter(workdir)
     bar = tqdm(total=tcfg.num_steps, initial=start, disable=quiet or jax.process_index() != 0,
                desc=f"{config.family}", dynamic_ncols=True)
@@ -116,7 +121,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
             if done % tcfg.checkpoint_every == 0 or done == tcfg.num_steps:
                 checkpoint.save(mngr, state)
             if tcfg.sample_every and done % tcfg.sample_every == 0 and done != tcfg.num_steps:
-                write_samples(family, state, config.seed,
+                write_samples(sample_fn, state.ema_params, sample_key,
                               os.path.join(workdir, "samples", f"step_{done:07d}.png"),
                               config.sampler.num_samples)
     finally:
@@ -125,8 +130,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
         writer.close()
         mngr.wait_until_finished()
         mngr.close()
-    path = write_samples(family, state, config.seed, os.path.join(workdir, "samples.png"),
-                         config.sampler.num_samples)
+    path = write_samples(sample_fn, state.ema_params, sample_key,
+                         os.path.join(workdir, "samples.png"), config.sampler.num_samples)
     if not quiet and jax.process_index() == 0:
         tqdm.write(f"wrote {path}")
     return state

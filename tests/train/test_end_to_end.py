@@ -34,12 +34,15 @@ def test_smoke_on_mock_mnist_trains_checkpoints_and_resumes(tmp_path):
     config.data.name = "mnist"
     config.data.split = "train"
     config.train.num_steps = 4
+    config.train.sample_every = 2
     with tfds.testing.mock_data(num_examples=32):
         state = loop.train(config, workdir, quiet=True)
         assert int(state.step) == 4
         ckpts = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
         assert "4" in ckpts
         assert os.path.getsize(os.path.join(workdir, "samples.png")) > 0
+        # intermediate grids every sample_every steps; the last step writes samples.png only
+        assert os.listdir(os.path.join(workdir, "samples")) == ["step_0000002.png"]
         first = read_metrics(workdir)
         assert [m["step"] for m in first] == [2, 4]
 
