@@ -1,13 +1,29 @@
-"""Pure diffusion math: processes, targets, losses and samplers (jax + chex only)."""
+"""Pure diffusion math: processes, targets, losses, samplers, guidance (jax + chex only)."""
 
-from jaxgen.diffusion.losses import denoising_loss, per_example_keys
-from jaxgen.diffusion.samplers import METHODS, ddpm_sample, initial_noise, sample
-from jaxgen.diffusion.schedules import (SCHEDULES, DDPMProcess, ddpm_process,
-                                        linear_beta_schedule, q_sample)
-from jaxgen.diffusion.targets import PREDICTIONS, target, to_eps, to_x0
+from jaxgen.diffusion.guidance import classifier_free_guidance, drop_labels, inpaint, sdedit
+from jaxgen.diffusion.losses import (TIME_SAMPLERS, WEIGHTINGS, denoising_loss, loss_weight,
+                                     per_example_keys, resolution_shift, shift_time,
+                                     time_sampler)
+from jaxgen.diffusion.processes import (PROCESSES, EDMProcess, RectifiedFlow, VEProcess,
+                                        VPProcess, make_process)
+from jaxgen.diffusion.samplers import (METHODS, ddim_sample, ddpm_sample, dpm_solver_pp_sample,
+                                       euler_maruyama_sample, euler_sample, evaluations,
+                                       heun_sample, initial_noise, make_grid, pc_sample,
+                                       prior_noise, sample)
+from jaxgen.diffusion.schedules import (SCHEDULES, SPACINGS, DDPMProcess, cosine_beta_schedule,
+                                        ddpm_process, karras_sigmas, linear_beta_schedule,
+                                        q_sample, sigmoid_beta_schedule)
+from jaxgen.diffusion.targets import (PREDICTIONS, convert, edm_precondition, target, to_eps,
+                                      to_x0, to_x0_eps)
 
 __all__ = [
-    "DDPMProcess", "METHODS", "PREDICTIONS", "SCHEDULES", "ddpm_process", "ddpm_sample",
-    "denoising_loss", "initial_noise", "linear_beta_schedule", "per_example_keys", "q_sample",
-    "sample", "target", "to_eps", "to_x0",
+    "DDPMProcess", "EDMProcess", "METHODS", "PREDICTIONS", "PROCESSES", "RectifiedFlow",
+    "SCHEDULES", "SPACINGS", "TIME_SAMPLERS", "VEProcess", "VPProcess", "WEIGHTINGS",
+    "classifier_free_guidance", "convert", "cosine_beta_schedule", "ddim_sample",
+    "ddpm_process", "ddpm_sample", "denoising_loss", "dpm_solver_pp_sample", "drop_labels",
+    "edm_precondition", "euler_maruyama_sample", "euler_sample", "evaluations", "heun_sample",
+    "initial_noise", "inpaint", "karras_sigmas", "linear_beta_schedule", "loss_weight",
+    "make_grid", "make_process", "pc_sample", "per_example_keys", "prior_noise", "q_sample",
+    "resolution_shift", "sample", "sdedit", "shift_time", "sigmoid_beta_schedule", "target",
+    "time_sampler", "to_eps", "to_x0", "to_x0_eps",
 ]

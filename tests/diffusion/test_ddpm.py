@@ -150,7 +150,7 @@ def test_trajectory_and_bad_inputs():
                               prediction="noise")
     with pytest.raises(ValueError, match="method must be one of"):
         diffusion.sample(lambda x, t: x, process, jnp.ones((2, 3)), jax.random.key(0),
-                         method="euler")
+                         method="euler2")
     with pytest.raises(ValueError, match="float"):
         diffusion.denoising_loss(lambda x, t: x, process, jnp.ones((2, 3), jnp.int32),
                                  jax.random.key(0))
