@@ -6,7 +6,7 @@ Both are unbiased U-statistics of the form
 
 with k the RBF kernel (MMD^2, Gretton et al. 2012, "A Kernel Two-Sample Test", JMLR, Eq. 3)
 or k = -||x - y|| (the energy distance, Szekely & Rizzo 2013, "Energy statistics: A class
-of statistics based on distances", J. Stat. Plan. Inference, Eq. 2.1; the two coincide,
+of statistics based on distances", J. Stat. Plan. Inference; the two coincide,
 Sejdinovic et al. 2013). Both are zero iff P = Q. The within-sample sums exclude i = j,
 so the estimate is unbiased: under P = Q it averages to 0 and can be slightly negative.
 
