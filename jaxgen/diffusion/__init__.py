@@ -1,6 +1,11 @@
 """Pure diffusion math: processes, targets, losses, samplers, guidance (jax + chex only)."""
 
 from jaxgen.diffusion.guidance import classifier_free_guidance, drop_labels, inpaint, sdedit
+from jaxgen.diffusion.gaussians import (discretized_gaussian_log_likelihood,
+                                        gaussian_log_likelihood, normal_kl)
+from jaxgen.diffusion.likelihood import (DECODERS, VARIANCES, hybrid_loss, model_mean_variance,
+                                         posterior_mean_variance, prior_kl, variational_bound,
+                                         vlb_terms)
 from jaxgen.diffusion.losses import (TIME_SAMPLERS, WEIGHTINGS, denoising_loss, loss_weight,
                                      per_example_keys, resolution_shift, shift_time,
                                      time_sampler)
@@ -17,6 +22,9 @@ from jaxgen.diffusion.targets import (PREDICTIONS, convert, edm_precondition, ta
                                       to_x0, to_x0_eps)
 
 __all__ = [
+    "DECODERS", "VARIANCES", "discretized_gaussian_log_likelihood", "gaussian_log_likelihood",
+    "hybrid_loss", "model_mean_variance", "normal_kl", "posterior_mean_variance", "prior_kl",
+    "variational_bound", "vlb_terms",
     "DDPMProcess", "EDMProcess", "METHODS", "PREDICTIONS", "PROCESSES", "RectifiedFlow",
     "SCHEDULES", "SPACINGS", "TIME_SAMPLERS", "VEProcess", "VPProcess", "WEIGHTINGS",
     "classifier_free_guidance", "convert", "cosine_beta_schedule", "ddim_sample",
