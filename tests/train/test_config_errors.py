@@ -30,7 +30,7 @@ CASES = [
     (["--config.model.attention=(True,)"], "model.attention=(True,): must be a tuple of 2"),
     (["--config.model.block_channels=(8,16,16,16,16)", "--config.model.attention=(0,0,0,0,0)"],
      "must divide the image size 8x8"),
-    (["--config.sampler.method=euler"], "sampler.method='euler'"),
+    (["--config.sampler.method=rk4"], "sampler.method='rk4'"),
     (["--config.data.data_dir=/no/such/dir"], "data.data_dir='/no/such/dir'"),
     (["--config.train.batch_size=abc"], "train.batch_size"),
     (["--config.train.no_such_field=1"], "no_such_field"),
