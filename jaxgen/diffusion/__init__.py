@@ -11,9 +11,10 @@ from jaxgen.diffusion.losses import (TIME_SAMPLERS, WEIGHTINGS, denoising_loss, 
                                      time_sampler)
 from jaxgen.diffusion.processes import (PROCESSES, EDMProcess, RectifiedFlow, VEProcess,
                                         VPProcess, make_process)
+from jaxgen.diffusion.grids import make_grid
 from jaxgen.diffusion.samplers import (METHODS, ddim_sample, ddpm_sample, dpm_solver_pp_sample,
                                        euler_maruyama_sample, euler_sample, evaluations,
-                                       heun_sample, initial_noise, make_grid, pc_sample,
+                                       heun_sample, initial_noise, pc_sample,
                                        prior_noise, sample)
 from jaxgen.diffusion.schedules import (SCHEDULES, SPACINGS, DDPMProcess, cosine_beta_schedule,
                                         ddpm_process, karras_sigmas, linear_beta_schedule,

@@ -23,9 +23,9 @@ from typing import Callable, NamedTuple, Optional
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxgen.diffusion import targets
+from jaxgen.diffusion.grids import Grid, make_grid
 from jaxgen.diffusion.losses import per_example_keys
 
 METHODS = ("ddpm", "ddim", "euler", "heun", "euler_maruyama", "pc", "dpm_solver++")
@@ -42,64 +42,6 @@ def initial_noise(rng: chex.PRNGKey, shape, dtype=jnp.float32) -> chex.Array:
 def prior_noise(process, rng: chex.PRNGKey, shape, dtype=jnp.float32) -> chex.Array:
     """x_T drawn from the process's prior: ``process.prior_std`` * N(0, I)."""
     return (process.prior_std * initial_noise(rng, shape, dtype)).astype(dtype)
-
-
-class Grid(NamedTuple):
-    """Per-level coefficients of a sampling grid, arrays of shape (N + 1,).
-
-    t: model times; alpha, sigma: the process at t; dalpha, dsigma: their time
-    derivatives (zeros for a discrete process); u: solver time; a, s, da, ds: the
-    solver frame's scales and their u-derivatives; scale: x = scale * y.
-    """
-    t: chex.Array
-    alpha: chex.Array
-    sigma: chex.Array
-    dalpha: chex.Array
-    dsigma: chex.Array
-    u: chex.Array
-    a: chex.Array
-    s: chex.Array
-    da: chex.Array
-    ds: chex.Array
-    scale: chex.Array
-
-
-def make_grid(process, num_steps: Optional[int] = None, spacing: Optional[str] = None,
-              timesteps=None, t_start=None, rho: float = 7.0) -> Grid:
-    """Builds the sampling grid from ``timesteps`` or from ``process.timesteps``."""
-    # The grid is a constant of the program: compute it eagerly even under jit.
-    with jax.ensure_compile_time_eval():
-        return _make_grid(process, num_steps, spacing, timesteps, t_start, rho)
-
-
-def _make_grid(process, num_steps, spacing, timesteps, t_start, rho) -> Grid:
-    if timesteps is None:
-        if num_steps is None:
-            num_steps = getattr(process, "num_timesteps", None)
-            if num_steps is None:
-                raise ValueError("num_steps is required for a continuous-time process")
-        timesteps = process.timesteps(num_steps, spacing, rho=rho, t_start=t_start)
-    ts = np.asarray(timesteps)
-    if ts.ndim != 1 or ts.size < 2:
-        raise ValueError(f"timesteps must be 1-D with >= 2 entries (levels then t_clean), "
-                         f"got shape {ts.shape}")
-    discrete = bool(getattr(process, "discrete", False))
-    t = jnp.asarray(ts, jnp.int32 if discrete else jnp.float32)
-    alpha = jnp.asarray(process.alpha(t), jnp.float32)
-    sigma = jnp.asarray(process.sigma(t), jnp.float32)
-    if discrete:
-        dalpha = dsigma = jnp.zeros_like(alpha)
-    else:
-        finite = jnp.where(jnp.isfinite(t), t, 0.0)
-        dalpha, dsigma = process.derivatives(finite)
-        dalpha = jnp.where(jnp.isfinite(t), dalpha, 0.0)
-        dsigma = jnp.where(jnp.isfinite(t), dsigma, 0.0)
-    if process.solver_time == "snr":
-        u = sigma / alpha
-        one = jnp.ones_like(u)
-        return Grid(t, alpha, sigma, dalpha, dsigma, u, one, u, 0.0 * one, one, alpha)
-    return Grid(t, alpha, sigma, dalpha, dsigma, t.astype(jnp.float32), alpha, sigma,
-                dalpha, dsigma, jnp.ones_like(alpha))
 
 
 def _per_example_normal(keys, k, shape, dtype):
