@@ -14,14 +14,14 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.family = "diffusion"
 
     c.data = config_dict.ConfigDict()
-    c.data.name = "digits"             # 'digits' (bundled 8x8) or any TFDS image dataset
+    c.data.name = "digits"             # 'digits' (bundled 8x8), 'toy:NAME' or a TFDS dataset
     c.data.split = "train"
     c.data.eval_split = "test"
     c.data.data_dir = config_dict.placeholder(str)  # TFDS data_dir; None = TFDS default
     c.data.random_flip = False
 
     c.model = config_dict.ConfigDict()
-    c.model.name = "unet"
+    c.model.name = "unet"              # 'unet' (images) or 'mlp' (toy (N, D) data)
     c.model.block_channels = (32, 64)
     c.model.attention = (False, True)
     c.model.layers_per_block = 2
@@ -30,20 +30,44 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.model.head_dim = 8
     c.model.time_conditioning = "adagn"
     c.model.dropout = 0.0
+    c.model.num_classes = 0            # > 0: conditioned on batch['label'] (+1 'no class' row)
+    c.model.hidden_dim = 256           # 'mlp' only: width of the hidden layers
+    c.model.num_layers = 3             # 'mlp' only: residual blocks
 
     c.diffusion = config_dict.ConfigDict()
-    c.diffusion.process = "ddpm"
+    c.diffusion.process = "ddpm"       # 'ddpm', 'vp', 've', 'rectified_flow' or 'edm'
+    # 'ddpm' (discrete, integer t in 0..T-1):
     c.diffusion.schedule = "linear"
     c.diffusion.num_timesteps = 1000
     c.diffusion.beta_start = 1e-4
     c.diffusion.beta_end = 0.02
-    c.diffusion.prediction = "eps"
+    c.diffusion.beta_min = 0.1         # 'vp': beta(t) = beta_min + t (beta_max - beta_min)
+    c.diffusion.beta_max = 20.0
+    c.diffusion.sigma_min = config_dict.placeholder(float)  # 've'/'edm'; None: the process's
+    c.diffusion.sigma_max = config_dict.placeholder(float)  # default (0.01/50, 0.002/80)
+    c.diffusion.sigma_data = 0.5       # data std: EDM preconditioning and 'edm' weighting
+    c.diffusion.prediction = "eps"     # 'eps', 'x0', 'v', 'velocity' or 'score'
+    c.diffusion.weighting = "uniform"  # 'uniform', 'snr', 'min_snr' or 'edm'
+    c.diffusion.min_snr_gamma = 5.0
+    c.diffusion.time_sampler = "uniform"  # 'uniform', 'logit_normal' or 'log_normal'
+    c.diffusion.time_mean = 0.0        # logit_normal / log_normal location
+    c.diffusion.time_std = 1.0         # logit_normal / log_normal scale
+    c.diffusion.time_shift = 1.0       # SD3 time shift (uniform / logit_normal); 1 = none
+    c.diffusion.precondition = "none"  # 'none' or 'edm' (the network then predicts 'x0')
+    c.diffusion.label_dropout = 0.0    # classifier-free guidance training; 0 disables
 
     c.sampler = config_dict.ConfigDict()
-    c.sampler.method = "ddpm"
+    c.sampler.method = "ddpm"          # 'ddpm', 'ddim', 'euler', 'heun', 'euler_maruyama',
+                                       # 'pc' or 'dpm_solver++'
     c.sampler.variance = "beta"
     c.sampler.clip_x0 = 1.0            # <= 0 disables clipping of the x_0 estimate
     c.sampler.num_samples = 64
+    c.sampler.num_steps = 0            # 0: every step of a discrete process
+    c.sampler.spacing = ""             # '': the process's default grid spacing
+    c.sampler.eta = 0.0                # 'ddim': 0 deterministic, 1 = DDPM with beta-tilde
+    c.sampler.guidance_weight = 0.0    # classifier-free guidance w (needs label_dropout > 0)
+    c.sampler.snr = 0.16               # 'pc': Langevin corrector signal-to-noise ratio
+    c.sampler.corrector_steps = 1      # 'pc': Langevin steps per level
 
     c.optim = config_dict.ConfigDict()
     c.optim.name = "adam"

@@ -75,7 +75,7 @@ def main(argv) -> None:
     try:
         validation.validate(config, workdir)
         pipeline = loop.open_data(config, config.data.eval_split if FLAGS.mode == "eval" else None)
-        validation.check_data_fits(config, pipeline.element_shape)
+        validation.check_data_fits(config, pipeline.element_shape, pipeline.num_classes)
     except ConfigError as e:
         _fail(str(e))
     except DataError as e:

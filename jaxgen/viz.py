@@ -1,4 +1,4 @@
-"""Pictures: sample grids as PNG."""
+"""Pictures: sample grids (images) and scatter plots (points) as PNG."""
 
 from __future__ import annotations
 
@@ -47,5 +47,43 @@ def save_grid(images, path: str, nrow: int | None = None) -> str:
     img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     tmp = path + ".tmp"
     img.save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
+
+
+def scatter_image(points, size: int = 256, extent: float = 3.0, radius: int = 1) -> np.ndarray:
+    """Draws the first two coordinates of (N, D) points as black dots on white.
+
+    The square [-extent, extent]^2 fills the picture (the toy distributions have unit
+    variance per coordinate, so 3.0 shows nearly all of their mass); points outside it
+    are left out. Returns uint8 (size, size).
+    """
+    p = np.asarray(points, np.float32)
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise ValueError(f"points must be (N, D) with D >= 2, got shape {p.shape}")
+    img = np.full((size, size), 255, np.uint8)
+    p = p[np.isfinite(p[:, :2]).all(axis=1), :2]  # a diverged sampler may give inf/nan
+    p = np.clip(p, -2.0 * extent, 2.0 * extent)   # still outside, but castable to int
+    pix = np.round((p + extent) / (2 * extent) * (size - 1)).astype(np.int64)
+    col, row = pix[:, 0], (size - 1) - pix[:, 1]  # y points up
+    for dr in range(-radius, radius + 1):
+        for dc in range(-radius, radius + 1):
+            r, c = row + dr, col + dc
+            ok = (r >= 0) & (r < size) & (c >= 0) & (c < size)
+            img[r[ok], c[ok]] = 0
+    return img
+
+
+def save_samples(samples, path: str) -> str:
+    """Writes samples as PNG: a grid for images (N, H, W, C), a scatter plot for points
+    (N, D). Returns the path."""
+    x = np.asarray(samples)
+    if x.ndim == 4:
+        return save_grid(x, path)
+    if x.ndim != 2:
+        raise ValueError(f"samples must be images (N, H, W, C) or points (N, D), got {x.shape}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    Image.fromarray(scatter_image(x)).save(tmp, format="PNG")
     os.replace(tmp, path)
     return path

@@ -22,3 +22,16 @@ def test_grid_layout_values_and_png(tmp_path):
 def test_grid_rejects_bad_shapes():
     with pytest.raises(ValueError, match="images must be"):
         viz.image_grid(np.zeros((2, 8, 8, 2)))
+
+
+def test_points_are_saved_as_a_scatter_plot(tmp_path):
+    pts = np.array([[0.0, 0.0], [2.9, 2.9], [-2.9, -2.9], [1e30, 0.0], [np.nan, 0.0]])
+    img = viz.scatter_image(pts, size=61, extent=3.0, radius=0)
+    assert img.shape == (61, 61) and img.dtype == np.uint8
+    # the origin in the centre; +y is up; points outside the extent or not finite are left out
+    assert img[30, 30] == 0 and img[1, 59] == 0 and img[59, 1] == 0
+    assert np.sum(img == 0) == 3
+    path = viz.save_samples(pts, str(tmp_path / "s" / "p.png"))
+    assert np.asarray(Image.open(path)).shape == (256, 256)
+    with pytest.raises(ValueError, match="images"):
+        viz.save_samples(np.zeros((2, 3, 4)), str(tmp_path / "bad.png"))

@@ -3,13 +3,20 @@
 from jaxgen.nets.conv import Conv, conv2d
 from jaxgen.nets.embeddings import TimeEmbedding, sinusoidal_embedding
 from jaxgen.nets.layers import TIME_CONDITIONING, Attention, Downsample, ResBlock, Upsample
+from jaxgen.nets.mlp import MLP
 from jaxgen.nets.unet import UNet
 
-MODELS = ("unet",)
+MODELS = ("unet", "mlp")
 
 
 def build(model_cfg, *, out_channels: int, num_classes=None):
-    """Builds the backbone named ``model_cfg.name`` from its config section."""
+    """Builds the backbone named ``model_cfg.name`` from its config section.
+
+    Args:
+      model_cfg: the config's ``model`` section.
+      out_channels: size of the data's last axis (image channels, or D for (N, D) data).
+      num_classes: number of classes for a class-conditional model (None: unconditional).
+    """
     if model_cfg.name == "unet":
         return UNet(out_channels=out_channels,
                     block_channels=tuple(model_cfg.block_channels),
@@ -21,8 +28,14 @@ def build(model_cfg, *, out_channels: int, num_classes=None):
                     time_conditioning=model_cfg.time_conditioning,
                     num_classes=num_classes,
                     dropout=model_cfg.dropout)
+    if model_cfg.name == "mlp":
+        return MLP(out_dim=out_channels,
+                   hidden_dim=model_cfg.hidden_dim,
+                   num_layers=model_cfg.num_layers,
+                   num_classes=num_classes,
+                   dropout=model_cfg.dropout)
     raise ValueError(f"model.name must be one of {MODELS}, got {model_cfg.name!r}")
 
 
-__all__ = ["Attention", "Conv", "Downsample", "MODELS", "ResBlock", "TIME_CONDITIONING",
+__all__ = ["Attention", "Conv", "Downsample", "MLP", "MODELS", "ResBlock", "TIME_CONDITIONING",
            "TimeEmbedding", "UNet", "Upsample", "build", "conv2d", "sinusoidal_embedding"]

@@ -1,4 +1,11 @@
-"""The diffusion family for the generic loop: init, train_step, sample, evaluate."""
+"""The diffusion family for the generic loop: init, train_step, sample, evaluate.
+
+One family trains every process of ``jaxgen.diffusion`` -- discrete DDPM (Ho et al.
+2020), the VP and VE SDEs (Song et al. 2021), rectified flow (Liu et al. 2023) and EDM
+(Karras et al. 2022) -- with any prediction target, loss weighting and training-time
+distribution, optional EDM preconditioning and classifier-free guidance (Ho & Salimans
+2022). The config picks them; ``configs/base.py`` lists the fields.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +18,49 @@ from jaxgen import diffusion, nets
 from jaxgen.train.optim import build_optimizer
 from jaxgen.train.state import TrainState
 
+PRECONDITIONS = ("none", "edm")
+
+# The backbones' sinusoidal embeddings (frequencies 1 .. 1/10000) suit DDPM's integer steps
+# 0..999, so continuous times are mapped onto a range of about 1000 as well: 1000 t for
+# t in [0, 1], and 1000 c_noise = 250 log(sigma) for EDM's c_noise = log(sigma)/4 (which
+# spans only about [-1.6, 1.1] and would barely turn the low frequencies).
+TIME_FEATURE_SCALE = 1000.0
+
+# Stream folded into the step key for label dropout: the loss keeps the two-way split of
+# the key it has always used, so unconditional runs see the same randomness as before.
+_LABEL_DROPOUT_STREAM = 0x1ABE1
+
+
+def make_process(d: ml_collections.ConfigDict):
+    """The process described by the config section ``d`` (``config.diffusion``)."""
+    if d.process == "ddpm":
+        return diffusion.make_process("ddpm", schedule=d.schedule, num_timesteps=d.num_timesteps,
+                                      beta_start=d.beta_start, beta_end=d.beta_end)
+    if d.process == "vp":
+        return diffusion.make_process("vp", beta_min=d.beta_min, beta_max=d.beta_max)
+    kwargs = {}
+    if d.process in ("ve", "edm"):
+        # None keeps the process's own default (VE 0.01/50, EDM 0.002/80).
+        kwargs = {k: d[k] for k in ("sigma_min", "sigma_max") if d[k] is not None}
+    if d.process == "edm":
+        kwargs["sigma_data"] = d.sigma_data
+    return diffusion.make_process(d.process, **kwargs)
+
 
 class DiffusionFamily:
-    """DDPM-style training of a backbone with the denoising loss (Ho et al. 2020).
+    """Denoising training of a backbone under any diffusion process.
+
+    The network sees time as a feature (``time_features``): the integer step of a
+    discrete process, a scaled float otherwise. With ``diffusion.precondition='edm'`` it
+    is wrapped as EDM's denoiser (``diffusion.edm_precondition``) and sees 1000 c_noise.
+    With ``model.num_classes > 0`` it is conditioned on ``batch['label']``; label
+    ``num_classes`` means "no class", which ``diffusion.label_dropout`` substitutes
+    during training so that sampling can apply classifier-free guidance.
 
     Args:
       config: the run config (sections ``model``, ``diffusion``, ``sampler``, ``optim``,
         ``train``).
-      data_shape: shape of one example, e.g. (H, W, C).
+      data_shape: shape of one example, e.g. (H, W, C) or (D,).
     """
 
     name = "diffusion"
@@ -27,46 +69,118 @@ class DiffusionFamily:
         self.config = config
         self.data_shape = tuple(data_shape)
         d = config.diffusion
-        self.process = diffusion.ddpm_process(d.schedule, d.num_timesteps, d.beta_start,
-                                              d.beta_end)
+        self.process = make_process(d)
         self.prediction = d.prediction
-        self.model = nets.build(config.model, out_channels=self.data_shape[-1])
+        self.num_classes = int(config.model.num_classes)
+        self.label_dropout = float(d.label_dropout)
+        self.t_sampler = diffusion.time_sampler(self.process, d.time_sampler, mean=d.time_mean,
+                                                std=d.time_std, shift=d.time_shift)
+        self.model = nets.build(config.model, out_channels=self.data_shape[-1],
+                                num_classes=self.num_classes or None)
         self.tx = build_optimizer(config.optim, config.train.num_steps)
         self.ema_decay = config.optim.ema_decay
 
+    @property
+    def time_dtype(self):
+        return jnp.int32 if self.process.discrete else jnp.float32
+
     def init(self, rng) -> TrainState:
         x = jnp.zeros((1,) + self.data_shape, jnp.float32)
-        t = jnp.zeros((1,), jnp.int32)
-        params = self.model.init(rng, x, t)["params"]
+        t = jnp.zeros((1,), self.time_dtype)
+        label = jnp.zeros((1,), jnp.int32) if self.num_classes else None
+        params = self.model.init(rng, x, t, label)["params"]
         return TrainState.create(params, self.tx)
 
-    def model_fn(self, params, *, train=False, rng=None):
-        """Closes over params: (x_t, t) -> prediction, the sampler/loss interface."""
+    def time_features(self, t):
+        """What the network is given for time t: the step of a discrete process, else a
+        float spanning about [0, 1000] (see TIME_FEATURE_SCALE)."""
+        if self.process.discrete:
+            return t
+        if isinstance(self.process, diffusion.EDMProcess):  # t = sigma in (0, 80]
+            return (TIME_FEATURE_SCALE / 4.0) * jnp.log(t)
+        return TIME_FEATURE_SCALE * t
+
+    def denoiser(self, params, *, train=False, rng=None):
+        """Closes over params: (x_t, t, labels=None) -> prediction of ``self.prediction``.
+
+        ``labels=None`` gives the unconditional prediction of a class-conditional model.
+        """
         rngs = {"dropout": rng} if rng is not None else None
-        return lambda x, t: self.model.apply({"params": params}, x, t, train=train, rngs=rngs)
+
+        def net(x, features, labels=None):
+            return self.model.apply({"params": params}, x, features, labels, train=train,
+                                    rngs=rngs)
+
+        if self.config.diffusion.precondition == "edm":
+            return diffusion.edm_precondition(
+                lambda x, c_noise, labels=None: net(x, TIME_FEATURE_SCALE * c_noise, labels),
+                self.process, self.config.diffusion.sigma_data)
+        return lambda x, t, labels=None: net(x, self.time_features(t), labels)
+
+    def model_fn(self, params, labels=None, *, train=False, rng=None):
+        """Closes over params (and labels): (x_t, t) -> prediction, the sampler/loss
+        interface of ``jaxgen.diffusion``."""
+        fn = self.denoiser(params, train=train, rng=rng)
+        return lambda x, t: fn(x, t, labels)
+
+    def sample_labels(self, num: int):
+        """Labels 0, 1, ..., num_classes - 1, 0, 1, ...: in a grid ``num_classes`` wide
+        each column is one class. None for an unconditional model."""
+        if not self.num_classes:
+            return None
+        return jnp.arange(num, dtype=jnp.int32) % self.num_classes
+
+    def guided_model_fn(self, params, labels):
+        """The model the sampler runs: conditional on ``labels``, with classifier-free
+        guidance of weight ``sampler.guidance_weight`` when the model was trained with
+        label dropout."""
+        w = self.config.sampler.guidance_weight
+        if labels is None or not (self.label_dropout > 0 and w != 0):
+            return self.model_fn(params, labels)
+        return diffusion.classifier_free_guidance(self.denoiser(params), labels, w,
+                                                  null_label=self.num_classes)
 
     def loss(self, params, batch, rng):
         k_loss, k_drop = jax.random.split(rng)
+        labels = None
+        if self.num_classes:
+            labels = batch["label"]
+            if self.label_dropout > 0:
+                labels = diffusion.drop_labels(jax.random.fold_in(rng, _LABEL_DROPOUT_STREAM),
+                                               labels, self.label_dropout, self.num_classes)
+        d = self.config.diffusion
         per_example = diffusion.denoising_loss(
-            self.model_fn(params, train=True, rng=k_drop), self.process, batch["x"], k_loss,
-            prediction=self.prediction)
+            self.model_fn(params, labels, train=True, rng=k_drop), self.process, batch["x"],
+            k_loss, prediction=self.prediction, weighting=d.weighting,
+            t_sampler=self.t_sampler, gamma=d.min_snr_gamma, sigma_data=d.sigma_data)
         return jnp.mean(per_example)
 
     def train_step(self, state: TrainState, batch, rng):
-        """One Adam step on the mean denoising loss. Returns (state, metrics)."""
+        """One optimizer step on the mean denoising loss. Returns (state, metrics)."""
         loss, grads = jax.value_and_grad(self.loss)(state.params, batch, rng)
         state = state.apply_gradients(grads, self.tx, self.ema_decay)
         return state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
 
+    def sampler_kwargs(self) -> dict:
+        """Keyword arguments of ``diffusion.sample`` from the config's ``sampler`` section."""
+        s = self.config.sampler
+        kwargs = {"method": s.method, "prediction": self.prediction,
+                  "clip_x0": s.clip_x0 if s.clip_x0 > 0 else None,
+                  "num_steps": s.num_steps or None, "spacing": s.spacing or None}
+        if s.method == "ddpm":
+            kwargs["variance"] = s.variance
+        elif s.method == "ddim":
+            kwargs["eta"] = s.eta
+        elif s.method == "pc":
+            kwargs.update(snr=s.snr, corrector_steps=s.corrector_steps)
+        return kwargs
+
     def sample(self, params, rng, num: int):
         """Draws ``num`` samples with the configured sampler. Returns (num, *data_shape)."""
-        s = self.config.sampler
         k_init, k_sample = jax.random.split(rng)
-        x_T = diffusion.initial_noise(k_init, (num,) + self.data_shape)
-        clip = s.clip_x0 if s.clip_x0 > 0 else None
-        return diffusion.sample(self.model_fn(params), self.process, x_T, k_sample,
-                                method=s.method, prediction=self.prediction,
-                                variance=s.variance, clip_x0=clip)
+        x_T = diffusion.prior_noise(self.process, k_init, (num,) + self.data_shape)
+        model_fn = self.guided_model_fn(params, self.sample_labels(num))
+        return diffusion.sample(model_fn, self.process, x_T, k_sample, **self.sampler_kwargs())
 
     def evaluate(self, params, batch, rng):
         """Mean denoising loss of ``params`` on ``batch`` (fixed rng -> comparable)."""

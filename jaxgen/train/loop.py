@@ -72,7 +72,7 @@ def write_samples(sample_fn, params, rng, path: str, num: int) -> str:
     """Samples on every process (the arrays may span hosts); process 0 writes the PNG."""
     images = sample_fn(params, rng, num)
     if jax.process_index() == 0:
-        viz.save_grid(np.asarray(images.addressable_data(0)), path)
+        viz.save_samples(np.asarray(images.addressable_data(0)), path)
     return path
 
 

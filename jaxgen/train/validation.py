@@ -61,7 +61,8 @@ def validate(config: ml_collections.ConfigDict, workdir: str | None = None) -> N
 
     name = _get(config, "data.name")
     if not isinstance(name, str) or not name:
-        raise ConfigError("data.name", name, "must be a dataset name: 'digits' or a TFDS name")
+        raise ConfigError("data.name", name, "must be a dataset name: 'digits', 'toy:NAME' or "
+                          "a TFDS name")
     # Whether a TFDS name exists is checked when the source is opened (DataError).
     for field in ("data.split", "data.eval_split"):
         v = _get(config, field)
@@ -72,41 +73,8 @@ def validate(config: ml_collections.ConfigDict, workdir: str | None = None) -> N
         raise ConfigError("data.data_dir", d_dir, "must be an existing directory (or None "
                           "for the TFDS default)")
 
-    _choice(config, "model.name", nets.MODELS)
-    channels = _get(config, "model.block_channels")
-    if (not isinstance(channels, (tuple, list)) or not channels
-            or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels)):
-        raise ConfigError("model.block_channels", channels,
-                          "must be a non-empty tuple of positive integers")
-    attention = _get(config, "model.attention")
-    if not isinstance(attention, (tuple, list)) or len(attention) != len(channels):
-        raise ConfigError("model.attention", attention,
-                          f"must be a tuple of {len(channels)} booleans, one per level")
-    _positive_int(config, "model.layers_per_block")
-    groups = _positive_int(config, "model.num_groups")
-    if any(c % groups for c in channels):
-        raise ConfigError("model.num_groups", groups,
-                          f"must divide every entry of model.block_channels={tuple(channels)}")
-    head_dim = _positive_int(config, "model.head_dim")
-    attn_channels = [c for c, a in zip(channels, attention) if a]
-    if _get(config, "model.mid_attention"):
-        attn_channels.append(channels[-1])
-    if any(c % head_dim for c in attn_channels):
-        raise ConfigError("model.head_dim", head_dim,
-                          f"must divide the channels of every attention level {attn_channels}")
-    _choice(config, "model.time_conditioning", nets.TIME_CONDITIONING)
-    _number(config, "model.dropout", 0.0, 1.0, hi_open=True)
-
-    _choice(config, "diffusion.process", ("ddpm",))
-    _choice(config, "diffusion.schedule", diffusion.SCHEDULES)
-    _positive_int(config, "diffusion.num_timesteps")
-    lo = _number(config, "diffusion.beta_start", 0.0, 1.0, lo_open=True, hi_open=True)
-    _number(config, "diffusion.beta_end", lo, 1.0, hi_open=True)
-    _choice(config, "diffusion.prediction", diffusion.PREDICTIONS)
-
-    _choice(config, "sampler.method", diffusion.METHODS)
-    _choice(config, "sampler.variance", ("beta", "beta_tilde"))
-    _positive_int(config, "sampler.num_samples")
+    _validate_model(config)
+    _validate_diffusion(config)
 
     _choice(config, "optim.name", optim.OPTIMIZERS)
     _choice(config, "optim.schedule", optim.SCHEDULES)
@@ -132,6 +100,160 @@ def validate(config: ml_collections.ConfigDict, workdir: str | None = None) -> N
         check_workdir(workdir)
 
 
+def _validate_model(config) -> None:
+    model = _choice(config, "model.name", nets.MODELS)
+    if model == "unet":
+        _validate_unet(config)
+    else:
+        width = _positive_int(config, "model.hidden_dim", minimum=2)
+        if width % 2:
+            raise ConfigError("model.hidden_dim", width, "must be even (it is the width of "
+                              "the sinusoidal time embedding)")
+        _positive_int(config, "model.num_layers")
+    _number(config, "model.dropout", 0.0, 1.0, hi_open=True)
+    _positive_int(config, "model.num_classes", minimum=0)
+
+
+def _validate_unet(config) -> None:
+    channels = _get(config, "model.block_channels")
+    if (not isinstance(channels, (tuple, list)) or not channels
+            or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels)):
+        raise ConfigError("model.block_channels", channels,
+                          "must be a non-empty tuple of positive integers")
+    attention = _get(config, "model.attention")
+    if not isinstance(attention, (tuple, list)) or len(attention) != len(channels):
+        raise ConfigError("model.attention", attention,
+                          f"must be a tuple of {len(channels)} booleans, one per level")
+    _positive_int(config, "model.layers_per_block")
+    groups = _positive_int(config, "model.num_groups")
+    if any(c % groups for c in channels):
+        raise ConfigError("model.num_groups", groups,
+                          f"must divide every entry of model.block_channels={tuple(channels)}")
+    head_dim = _positive_int(config, "model.head_dim")
+    attn_channels = [c for c, a in zip(channels, attention) if a]
+    if _get(config, "model.mid_attention"):
+        attn_channels.append(channels[-1])
+    if any(c % head_dim for c in attn_channels):
+        raise ConfigError("model.head_dim", head_dim,
+                          f"must divide the channels of every attention level {attn_channels}")
+    _choice(config, "model.time_conditioning", nets.TIME_CONDITIONING)
+
+
+def _optional_number(config, field: str, lo: float, lo_open=True):
+    v = _get(config, field)
+    if v is None:
+        return None
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (v > lo if lo_open
+                                                                       else v >= lo)
+    if not ok:
+        raise ConfigError(field, v, f"must be None (the process's default) or a number "
+                          f"{'>' if lo_open else '>='} {lo}")
+    return v
+
+
+def _alpha_at_t_max(process) -> float:
+    with jax.ensure_compile_time_eval():
+        return float(process.alpha(process.t_max))
+
+
+def _validate_diffusion(config) -> None:
+    """The process, the loss (target, weighting, training times, preconditioning, label
+    dropout) and the sampler, including the combinations that cannot work."""
+    from jaxgen.train.diffusion import PRECONDITIONS, make_process
+
+    name = _choice(config, "diffusion.process", diffusion.PROCESSES)
+    if name == "ddpm":
+        _choice(config, "diffusion.schedule", diffusion.SCHEDULES)
+        _positive_int(config, "diffusion.num_timesteps")
+        lo = _number(config, "diffusion.beta_start", 0.0, 1.0, lo_open=True, hi_open=True)
+        _number(config, "diffusion.beta_end", lo, 1.0, hi_open=True)
+    elif name == "vp":
+        lo = _number(config, "diffusion.beta_min", 0.0, 1e6, lo_open=True)
+        hi = _number(config, "diffusion.beta_max", 0.0, 1e6, lo_open=True)
+        if hi <= lo:
+            raise ConfigError("diffusion.beta_max", hi, f"must be greater than "
+                              f"diffusion.beta_min ({lo})")
+    elif name in ("ve", "edm"):
+        _optional_number(config, "diffusion.sigma_min", 0.0)
+        _optional_number(config, "diffusion.sigma_max", 0.0)
+    process = make_process(config.diffusion)
+    if name in ("ve", "edm") and process.sigma_max <= process.sigma_min:
+        raise ConfigError("diffusion.sigma_max", config.diffusion.sigma_max, f"must be greater "
+                          f"than diffusion.sigma_min ({process.sigma_min})")
+    discrete = bool(process.discrete)
+    continuous_only = (f"needs a continuous-time process (diffusion.process one of "
+                       f"{', '.join(repr(p) for p in diffusion.PROCESSES if p != 'ddpm')}), "
+                       f"not 'ddpm'")
+
+    prediction = _choice(config, "diffusion.prediction", diffusion.PREDICTIONS)
+    if prediction == "velocity" and discrete:
+        raise ConfigError("diffusion.prediction", prediction, continuous_only)
+    weighting = _choice(config, "diffusion.weighting", diffusion.WEIGHTINGS)
+    if weighting == "min_snr":
+        _number(config, "diffusion.min_snr_gamma", 0.0, 1e6, lo_open=True)
+    _number(config, "diffusion.sigma_data", 0.0, 1e6, lo_open=True)
+    sampler = _choice(config, "diffusion.time_sampler", diffusion.TIME_SAMPLERS)
+    if sampler == "log_normal" and discrete:
+        raise ConfigError("diffusion.time_sampler", sampler, continuous_only)
+    _number(config, "diffusion.time_mean", -1e6, 1e6)
+    _number(config, "diffusion.time_std", 0.0, 1e6, lo_open=True)
+    shift = _number(config, "diffusion.time_shift", 0.0, 1e6, lo_open=True)
+    if sampler == "log_normal" and shift != 1:
+        raise ConfigError("diffusion.time_shift", shift, "must be 1 with diffusion."
+                          "time_sampler='log_normal' (the shift acts on 'uniform' and "
+                          "'logit_normal' times)")
+    precondition = _choice(config, "diffusion.precondition", PRECONDITIONS)
+    if precondition == "edm":
+        if prediction != "x0":
+            raise ConfigError("diffusion.prediction", prediction, "must be 'x0' with "
+                              "diffusion.precondition='edm' (the preconditioned network is a "
+                              "denoiser D(x; sigma))")
+        if _alpha_at_t_max(process) <= 0:
+            raise ConfigError("diffusion.precondition", precondition, f"needs alpha(t) > 0 "
+                              f"everywhere, but diffusion.process={name!r} reaches alpha = 0")
+    dropout = _number(config, "diffusion.label_dropout", 0.0, 1.0, hi_open=True)
+    if dropout > 0 and not _get(config, "model.num_classes"):
+        raise ConfigError("diffusion.label_dropout", dropout, "needs a class-conditional "
+                          "model (model.num_classes > 0); use 0")
+    _validate_sampler(config, process, discrete, dropout)
+
+
+def _validate_sampler(config, process, discrete: bool, label_dropout: float) -> None:
+    method = _choice(config, "sampler.method", diffusion.METHODS)
+    if method in ("euler_maruyama", "pc") and _alpha_at_t_max(process) <= 0:
+        raise ConfigError("sampler.method", method, f"needs alpha(t_max) > 0 (the reverse "
+                          f"SDE's drift is singular at alpha = 0); with diffusion.process="
+                          f"{config.diffusion.process!r} use 'euler', 'heun', 'ddim' or "
+                          f"'dpm_solver++'")
+    _choice(config, "sampler.variance", ("beta", "beta_tilde"))
+    _number(config, "sampler.clip_x0", -1e30, 1e30)
+    _positive_int(config, "sampler.num_samples")
+    steps = _positive_int(config, "sampler.num_steps", minimum=0)
+    if discrete and steps > process.num_timesteps:
+        raise ConfigError("sampler.num_steps", steps, f"must be in [0, "
+                          f"{process.num_timesteps}] (0: all diffusion.num_timesteps steps)")
+    if not discrete and steps == 0:
+        raise ConfigError("sampler.num_steps", steps, "must be >= 1 for a continuous-time "
+                          "process (0, all steps, exists only for 'ddpm')")
+    spacings = diffusion.SPACINGS if discrete else ("linspace", "karras", "logsnr")
+    spacing = _choice(config, "sampler.spacing", ("",) + tuple(spacings))
+    try:
+        process.timesteps(steps or process.num_timesteps, spacing or None)
+    except ValueError as e:  # e.g. 'karras' asked for more distinct steps than T has
+        raise ConfigError("sampler.spacing", spacing, str(e).splitlines()[0]) from None
+    eta = _number(config, "sampler.eta", 0.0, 1.0)
+    if eta and method != "ddim":
+        raise ConfigError("sampler.eta", eta, "is only used by sampler.method='ddim'; "
+                          "must be 0")
+    w = _number(config, "sampler.guidance_weight", -1.0, 1e3)
+    if w != 0 and not label_dropout > 0:
+        raise ConfigError("sampler.guidance_weight", w, "needs diffusion.label_dropout > 0 "
+                          "(classifier-free guidance needs a model trained with null "
+                          "labels); must be 0")
+    _number(config, "sampler.snr", 0.0, 1e3, lo_open=True)
+    _positive_int(config, "sampler.corrector_steps", minimum=0)
+
+
 def check_workdir(workdir: str) -> None:
     """The workdir must be creatable and writable; nothing is created here."""
     path = os.path.abspath(workdir)
@@ -144,8 +266,27 @@ def check_workdir(workdir: str) -> None:
         raise ConfigError("workdir", workdir, f"must be writable ({probe} is not)")
 
 
-def check_data_fits(config: ml_collections.ConfigDict, example_shape) -> None:
-    """The data's shape must suit the model: image size divisible by the UNet's downsampling."""
+def check_data_fits(config: ml_collections.ConfigDict, example_shape,
+                    num_classes: int | None = None) -> None:
+    """The data must suit the model: images for the UNet (size divisible by its
+    downsampling), points (D,) for the MLP, and labels for a class-conditional model.
+
+    Args:
+      example_shape: shape of one example (``Pipeline.element_shape``).
+      num_classes: the data's number of classes (0: no labels; None: not checked).
+    """
+    if num_classes is not None:
+        want = config.model.num_classes
+        if want and not num_classes:
+            raise ConfigError("model.num_classes", want, f"must be 0: data.name="
+                              f"{config.data.name!r} has no labels")
+        if want and want != num_classes:
+            raise ConfigError("model.num_classes", want, f"must be 0 or {num_classes}, the "
+                              f"number of classes of data.name={config.data.name!r}")
+    if config.model.name == "mlp" and len(example_shape) != 1:
+        raise ConfigError("model.name", "mlp", f"needs points (D,), but data.name="
+                          f"{config.data.name!r} gives examples of shape "
+                          f"{tuple(example_shape)}; use 'unet'")
     if config.model.name == "unet":
         if len(example_shape) != 3:
             raise ConfigError("data.name", config.data.name,
