@@ -32,7 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-DENOISER_PREDICTIONS = ("x0", "eps", "v", "score")
+from jaxgen.diffusion import targets
+
+DENOISER_PREDICTIONS = ("x0", "eps", "v", "velocity", "score")
 TOY_MIXTURES = ("grid", "grid9", "ring8")
 
 
@@ -214,10 +216,12 @@ def exact_denoiser(mixture: GaussianMixture, process, prediction: str = "x0") ->
       mixture: the data distribution of x_0.
       process: any process exposing ``alpha(t)`` and ``sigma(t)`` (nothing else is used).
       prediction: what ``model_fn`` returns: 'x0' (E[x_0|x_t]), 'eps' (E[z|x_t]),
-        'v' (alpha E[z|x_t] - sigma E[x_0|x_t]; Salimans & Ho 2022, Sec. 4) or 'score'
-        (grad log p_t(x_t) = -E[z|x_t] / sigma, Tweedie's formula; Efron 2011, "Tweedie's
-        Formula and Selection Bias"). 'velocity' (dx_t/dt) is not offered: it needs the
-        time derivatives of alpha and sigma, which a process need not expose.
+        'v' (alpha E[z|x_t] - sigma E[x_0|x_t]; Salimans & Ho 2022, Sec. 4), 'velocity'
+        (E[dx_t/dt | x_t] = alpha'(t) E[x_0|x_t] + sigma'(t) E[z|x_t], the flow-matching
+        regression target, Lipman et al. 2023, Eq. 9; z - x_0 for rectified flow) or
+        'score' (grad log p_t(x_t) = -E[z|x_t] / sigma, Tweedie's formula; Efron 2011,
+        "Tweedie's Formula and Selection Bias"). 'velocity' needs a continuous-time
+        process (its ``derivatives``).
 
     Returns:
       ``model_fn(x_t, t)``: x_t of shape (B, ...) with prod(...) == D (image-shaped
@@ -227,6 +231,9 @@ def exact_denoiser(mixture: GaussianMixture, process, prediction: str = "x0") ->
     if prediction not in DENOISER_PREDICTIONS:
         raise ValueError(
             f"prediction must be one of {DENOISER_PREDICTIONS}, got {prediction!r}")
+    if prediction == "velocity" and not callable(getattr(process, "derivatives", None)):
+        raise ValueError(f"prediction 'velocity' (dx_t/dt) needs a continuous-time process "
+                         f"with derivatives(t); {type(process).__name__} has none")
 
     def model_fn(x_t: chex.Array, t: chex.Array) -> chex.Array:
         if x_t.ndim < 2 or math.prod(x_t.shape[1:]) != mixture.dim:
@@ -241,6 +248,12 @@ def exact_denoiser(mixture: GaussianMixture, process, prediction: str = "x0") ->
             out = g * ru
         elif prediction == "v":
             out = a * (g * ru) - g * x0
+        elif prediction == "velocity":
+            # E[dx_t/dt | x_t] is affine in (E[x_0|x_t], E[z|x_t]) with the coefficients
+            # (alpha', sigma') of targets.coefficients.
+            da, ds = (_per_example(v, flat.shape[0], n).astype(flat.dtype)
+                      for v, n in zip(process.derivatives(t), ("dalpha", "dsigma")))
+            out = targets.target("velocity", x0, g * ru, a, g, da, ds)
         else:
             out = -ru
         return out.reshape(x_t.shape)

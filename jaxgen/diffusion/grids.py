@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen.diffusion import checks
+
 
 class Grid(NamedTuple):
     """Per-level coefficients of a sampling grid, arrays of shape (N + 1,).
@@ -52,11 +54,21 @@ def _make_grid(process, num_steps, spacing, timesteps, t_start, rho) -> Grid:
             if num_steps is None:
                 raise ValueError("num_steps is required for a continuous-time process")
         timesteps = process.timesteps(num_steps, spacing, rho=rho, t_start=t_start)
+    else:
+        if checks.concrete(timesteps) is None:
+            raise ValueError("timesteps must be concrete (a NumPy array or list): the grid "
+                             "is fixed when the sampler is traced")
     ts = np.asarray(timesteps)
     if ts.ndim != 1 or ts.size < 2:
         raise ValueError(f"timesteps must be 1-D with >= 2 entries (levels then t_clean), "
                          f"got shape {ts.shape}")
     discrete = bool(getattr(process, "discrete", False))
+    if discrete and not np.issubdtype(ts.dtype, np.integer):
+        raise ValueError(f"timesteps of a discrete process must be integer step indices "
+                         f"(ending with -1, clean), got dtype {ts.dtype}")
+    if not np.all(np.diff(ts.astype(np.float64)) < 0):
+        raise ValueError(f"timesteps must decrease strictly from noisy to clean, got "
+                         f"{ts.tolist()}")
     t = jnp.asarray(ts, jnp.int32 if discrete else jnp.float32)
     alpha = jnp.asarray(process.alpha(t), jnp.float32)
     sigma = jnp.asarray(process.sigma(t), jnp.float32)

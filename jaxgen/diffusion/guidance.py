@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion import samplers, schedules
+from jaxgen.diffusion import checks, samplers, schedules
 from jaxgen.diffusion.losses import per_example_keys
 
 
@@ -46,6 +46,12 @@ def classifier_free_guidance(model_fn: Callable, labels: chex.Array, weight, nul
     labels = jnp.asarray(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must have shape (B,), got {labels.shape}")
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(f"labels must be integer class ids, got dtype {labels.dtype}")
+    if jnp.ndim(weight) not in (0, 1) or (jnp.ndim(weight) == 1
+                                          and jnp.shape(weight) != labels.shape):
+        raise ValueError(f"guidance weight must be a scalar or have the shape of labels "
+                         f"{labels.shape}, got shape {jnp.shape(weight)}")
     null = jnp.full_like(labels, null_label)
 
     def guided(x, t):
@@ -73,6 +79,15 @@ def sdedit(model_fn: Callable, process, x_input: chex.Array, rng: chex.PRNGKey, 
       method, num_steps, kwargs: as for ``samplers.sample``; ``num_steps`` levels span
         [t_start, t_clean].
     """
+    checks.check_float_array("x_input", x_input)
+    checks.check_batched("x_input", x_input)
+    if checks.concrete(t_start) is None or jnp.ndim(t_start) != 0:
+        raise ValueError(f"t_start must be a Python or NumPy scalar (it fixes the sampling "
+                         f"grid at trace time), got {type(t_start).__name__}")
+    if getattr(process, "discrete", False):
+        checks.check_int("t_start", t_start, 0, process.num_timesteps - 1)
+    else:
+        checks.check_range("t_start", t_start, process._t_lo(), process.t_max, lo_open=True)
     k_noise, k_sample = jax.random.split(rng)
     t = jnp.full((x_input.shape[0],), t_start,
                  jnp.int32 if getattr(process, "discrete", False) else jnp.float32)
@@ -88,7 +103,14 @@ def inpaint(model_fn: Callable, process, x_known: chex.Array, mask: chex.Array,
             rng: chex.PRNGKey, *, method: str = "ddpm", **kwargs):
     """Inpainting by replacement (Song et al. 2021, App. I.2; the lectures' editing):
     sample from the prior, and after every step overwrite the known pixels (mask = 1)
-    with the known image noised to the current level. Returns (B, ...)."""
+    with the known image noised to the current level. Returns (B, ...).
+
+    Args:
+      x_known: (B, ...) float image whose known pixels are kept.
+      mask: 1 where x_known is kept, 0 where it is generated; broadcastable to x_known.
+    """
+    checks.check_float_array("inpaint image x_known", x_known)
+    checks.check_batched("inpaint image x_known", x_known)
     k_init, k_sample = jax.random.split(rng)
     x_T = samplers.prior_noise(process, k_init, x_known.shape, x_known.dtype)
     return samplers.sample(model_fn, process, x_T, k_sample, method=method,

@@ -34,7 +34,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxgen.diffusion import schedules, targets
+from jaxgen.diffusion import checks, schedules, targets
 from jaxgen.diffusion.gaussians import (discretized_gaussian_log_likelihood,
                                         gaussian_log_likelihood, normal_kl)
 from jaxgen.diffusion.losses import per_example_keys
@@ -62,12 +62,15 @@ def _check_x(name: str, x: chex.Array) -> None:
                          f"got dtype {x.dtype}")
 
 
-def _check_t(t: chex.Array, batch: int) -> None:
-    if t.shape != (batch,):
+def _check_t(t: chex.Array, batch: int, num_timesteps: int) -> None:
+    if jnp.shape(t) != (batch,):
         raise ValueError(f"t must have shape ({batch},) (one step index per example), "
-                         f"got {t.shape}")
-    if not jnp.issubdtype(t.dtype, jnp.integer):
-        raise ValueError(f"t must hold integer step indices in [0, T), got dtype {t.dtype}")
+                         f"got {jnp.shape(t)}")
+    if not jnp.issubdtype(jnp.result_type(t), jnp.integer):
+        raise ValueError(f"t must hold integer step indices in [0, {num_timesteps - 1}], "
+                         f"got dtype {jnp.result_type(t)}")
+    # A traced t is not checked: out-of-range indices would be clamped by the gathers.
+    checks.check_range("t", t, 0, num_timesteps - 1)
 
 
 def _beta_tilde_clipped(process) -> chex.Array:
@@ -117,7 +120,7 @@ def posterior_mean_variance(process: schedules.DDPMProcess, x0: chex.Array, x_t:
     _check_x("x0", x0)
     if x_t.shape != x0.shape:
         raise ValueError(f"x_t must have the shape of x0 {x0.shape}, got {x_t.shape}")
-    _check_t(t, x0.shape[0])
+    _check_t(t, x0.shape[0], process.num_timesteps)
     coef_x0, coef_xt = _posterior_coefs(process)
     mean = _expand(coef_x0[t], x0) * x0 + _expand(coef_xt[t], x0) * x_t
     variance = _expand(process.posterior_variance("beta_tilde")[t], x0)
@@ -173,7 +176,7 @@ def model_mean_variance(process: schedules.DDPMProcess, pred: chex.Array, x_t: c
     """
     _check_T(process)
     _check_x("x_t", x_t)
-    _check_t(t, x_t.shape[0])
+    _check_t(t, x_t.shape[0], process.num_timesteps)
     out, v = _split_output(pred, x_t, variance)
     alpha = _expand(process.alpha(t), x_t)
     sigma = _expand(process.sigma(t), x_t)
@@ -263,7 +266,7 @@ def vlb_terms(model_fn: Callable, process: schedules.DDPMProcess, x0: chex.Array
     _check_T(process)
     if noise.shape != x0.shape:
         raise ValueError(f"noise must have the shape of x0 {x0.shape}, got {noise.shape}")
-    _check_t(t, x0.shape[0])
+    _check_t(t, x0.shape[0], process.num_timesteps)
     x_t = _expand(process.alpha(t), x0) * x0 + _expand(process.sigma(t), x0) * noise
     out = model_fn(x_t, t)
     return _terms_from_output(process, out, x0, x_t, t, prediction, variance, decoder)

@@ -9,7 +9,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxgen.diffusion import schedules, targets
+from jaxgen.diffusion import checks, schedules, targets
 
 TIME_SAMPLERS = ("uniform", "logit_normal", "log_normal")
 WEIGHTINGS = ("uniform", "snr", "min_snr", "edm")
@@ -49,8 +49,8 @@ def time_sampler(process, kind: str = "uniform", *, mean: float = 0.0, std: floa
     """
     if kind not in TIME_SAMPLERS:
         raise ValueError(f"time sampler must be one of {TIME_SAMPLERS}, got {kind!r}")
-    if not shift > 0:
-        raise ValueError(f"shift must be > 0, got {shift}")
+    checks.check_positive("shift", shift)
+    checks.check_positive("std", std)
     discrete = bool(getattr(process, "discrete", False))
     if kind == "log_normal" and discrete:
         raise ValueError("time sampler 'log_normal' needs a continuous-time process")
@@ -87,6 +87,9 @@ def loss_weight(weighting: str, prediction: str, alpha, sigma, dalpha=None, dsig
     """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    targets._check(prediction)
+    checks.check_positive("gamma", gamma)
+    checks.check_positive("sigma_data", sigma_data)
     if weighting == "uniform":
         return jnp.ones_like(alpha)
     snr = jnp.square(alpha / sigma)
@@ -125,10 +128,11 @@ def denoising_loss(model_fn: Callable, process, x0: chex.Array, rng: chex.PRNGKe
       (B,) weighted mean squared error over the non-batch dimensions.
     """
     targets._check(prediction)
-    if not jnp.issubdtype(x0.dtype, jnp.floating):
-        raise ValueError(f"x0 must be a float array (images scaled to [-1, 1]), got {x0.dtype}")
+    checks.check_choice("weighting", weighting, WEIGHTINGS)
+    checks.check_float_array("x0", x0)
     if x0.ndim < 2:
-        raise ValueError(f"x0 must have a batch dimension, got shape {x0.shape}")
+        raise ValueError(f"x0 must be (B, ...) with a batch dimension and at least one "
+                         f"feature axis, got shape {x0.shape}")
     discrete = bool(getattr(process, "discrete", False))
     if prediction == "velocity" and discrete:
         raise ValueError("prediction 'velocity' needs a continuous-time process")

@@ -5,6 +5,8 @@ notation a(t), b(t)), and exposes, besides ``alpha``/``sigma``:
 
 - ``t_max`` (the noisiest time, where sampling starts), ``t_clean`` (alpha = 1,
   sigma = 0, where sampling ends), ``t_eps`` (smallest time used in training),
+- ``domain()``: the (lowest, highest) t at which alpha and sigma are defined; a
+  concrete t outside it is a ValueError (a traced t is not checked),
 - ``prior_std``: the std of x_{t_max} for unit-variance data, so x_T can be drawn,
 - ``timesteps(num_steps, spacing)``: the sampling grid,
 - ``solver_time``: the variable in which ODE/SDE solvers take their steps,
@@ -25,13 +27,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen.diffusion import checks
 from jaxgen.diffusion.schedules import DDPMProcess, ddpm_process, ratio_spacing
 
 PROCESSES = ("ddpm", "vp", "ve", "rectified_flow", "edm")
 
 
 class ContinuousProcess:
-    """Shared machinery of the continuous-time processes (t is a float array)."""
+    """Shared machinery of the continuous-time processes (t is a float array).
+
+    A subclass defines ``_alpha`` and ``_sigma`` (and ``domain`` if its range is not
+    [t_clean, t_max]); the public ``alpha``, ``sigma`` and ``derivatives`` check concrete
+    times against ``domain()`` first.
+    """
 
     discrete: ClassVar[bool] = False
     solver_time: ClassVar[str] = "t"
@@ -40,11 +48,35 @@ class ContinuousProcess:
     t_max: ClassVar[float] = 1.0
     t_eps: ClassVar[float] = 0.0
 
-    def alpha(self, t):  # pragma: no cover - abstract
+    def _alpha(self, t):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def sigma(self, t):  # pragma: no cover - abstract
+    def _sigma(self, t):  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def domain(self) -> tuple:
+        """(lowest, highest) t at which ``alpha`` and ``sigma`` are defined."""
+        return float(self._t_lo()), float(self.t_max)
+
+    def _check_t(self, t, name: str = "t") -> None:
+        """Rejects concrete times outside ``domain()`` (traced times are not checked).
+
+        A relative slack of 1e-6 absorbs float32 rounding of times that are computed to
+        lie on an end of the range (grids, bisection).
+        """
+        lo, hi = self.domain()
+        checks.check_range(name, t, lo, hi, slack=1e-6 * max(1.0, abs(hi)),
+                           where=f"{type(self).__name__}: ")
+
+    def alpha(self, t):
+        """Signal scale alpha(t) for t in ``domain()``, elementwise."""
+        self._check_t(t)
+        return self._alpha(t)
+
+    def sigma(self, t):
+        """Noise scale sigma(t) for t in ``domain()``, elementwise."""
+        self._check_t(t)
+        return self._sigma(t)
 
     @property
     def prior_std(self) -> float:
@@ -55,10 +87,11 @@ class ContinuousProcess:
 
     def derivatives(self, t):
         """(d alpha/dt, d sigma/dt) at t, by forward-mode autodiff."""
+        self._check_t(t)
         t = jnp.asarray(t, jnp.float32)
         one = jnp.ones_like(t)
-        _, da = jax.jvp(self.alpha, (t,), (one,))
-        _, ds = jax.jvp(self.sigma, (t,), (one,))
+        _, da = jax.jvp(self._alpha, (t,), (one,))
+        _, ds = jax.jvp(self._sigma, (t,), (one,))
         return da, ds
 
     def ratio(self, t):
@@ -66,7 +99,10 @@ class ContinuousProcess:
         return self.sigma(t) / self.alpha(t)
 
     def t_from_ratio(self, ratio):
-        """Inverts ``ratio`` (increasing in t) by bisection on [t_clean, t_max]; jit-able."""
+        """Inverts ``ratio`` (increasing in t) by bisection on [t_clean, t_max]; jit-able.
+
+        40 halvings of the time range: far below float32 resolution of t."""
+        self._check_ratio(ratio)
         ratio = jnp.asarray(ratio, jnp.float32)
 
         def halve(_, bounds):
@@ -78,6 +114,16 @@ class ContinuousProcess:
         lo, hi = jax.lax.fori_loop(0, 40, halve, (jnp.full_like(ratio, float(self._t_lo())),
                                                   jnp.full_like(ratio, float(self.t_max))))
         return 0.5 * (lo + hi)
+
+    def _check_ratio(self, ratio) -> None:
+        """Rejects concrete noise-to-signal ratios outside [0, ratio(t_max)]."""
+        if checks.concrete(ratio) is None:
+            return
+        with jax.ensure_compile_time_eval():
+            hi = float(self._sigma(self.t_max) / self._alpha(self.t_max))
+        hi = np.inf if np.isnan(hi) else hi
+        checks.check_range("ratio", ratio, 0.0, hi, slack=1e-6 * max(1.0, hi),
+                           where=f"{type(self).__name__}: ")
 
     def ratio_range(self):
         """(smallest, largest) noise-to-signal ratio of the 'karras'/'logsnr' grids."""
@@ -102,9 +148,13 @@ class ContinuousProcess:
           float32 array (num_steps + 1,), decreasing, ending with t_clean.
         """
         spacing = spacing or self.default_spacing
-        if isinstance(num_steps, bool) or int(num_steps) < 1:
-            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-        n = int(num_steps)
+        n = checks.check_int("num_steps", num_steps)
+        checks.check_positive("rho", rho)
+        if t_start is not None and (checks.concrete(t_start) is None
+                                    or np.ndim(t_start) != 0):
+            raise ValueError(f"t_start must be a Python or NumPy scalar (it fixes the grid "
+                             f"at trace time), got {type(t_start).__name__} of shape "
+                             f"{np.shape(t_start)}")
         t0 = self.t_max if t_start is None else float(t_start)
         if not self._t_lo() < t0 <= self.t_max:
             raise ValueError(f"t_start must be in ({self._t_lo()}, {self.t_max}], got {t_start}")
@@ -137,6 +187,8 @@ class VPProcess(ContinuousProcess):
     """Variance-preserving SDE of Song et al. (2021), Eq. 11 (the continuous DDPM):
     dx = -1/2 beta(t) x dt + sqrt(beta(t)) dW, beta(t) = beta_min + t (beta_max - beta_min),
     so alpha(t) = exp(-t^2 (beta_max - beta_min)/4 - t beta_min/2), sigma = sqrt(1 - alpha^2).
+    Near t = 0, sigma ~ sqrt(beta_min t), so d sigma/dt is +inf at t = 0 itself (solvers
+    never evaluate it there; training starts at ``t_eps``).
     """
 
     beta_min: float = 0.1
@@ -148,10 +200,10 @@ class VPProcess(ContinuousProcess):
         t = jnp.asarray(t, jnp.float32)
         return -0.25 * t * t * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
 
-    def alpha(self, t):
+    def _alpha(self, t):
         return jnp.exp(self._log_alpha(t))
 
-    def sigma(self, t):
+    def _sigma(self, t):
         # -expm1 keeps sigma accurate near t = 0, where 1 - alpha^2 cancels.
         return jnp.sqrt(-jnp.expm1(2.0 * self._log_alpha(t)))
 
@@ -174,14 +226,15 @@ class VEProcess(ContinuousProcess):
     solver_time: ClassVar[str] = "snr"
     t_clean: ClassVar[float] = -np.inf
 
-    def alpha(self, t):
+    def _alpha(self, t):
         return jnp.ones_like(jnp.asarray(t, jnp.float32))
 
-    def sigma(self, t):
+    def _sigma(self, t):
         t = jnp.asarray(t, jnp.float32)
         return self.sigma_min * jnp.exp(t * np.log(self.sigma_max / self.sigma_min))
 
     def t_from_ratio(self, ratio):
+        self._check_ratio(ratio)
         return jnp.log(jnp.asarray(ratio, jnp.float32) / self.sigma_min) / np.log(
             self.sigma_max / self.sigma_min)
 
@@ -190,6 +243,10 @@ class VEProcess(ContinuousProcess):
 
     def _t_lo(self) -> float:
         return 0.0
+
+    def domain(self) -> tuple:
+        """sigma(t) is defined for every t <= 1; it tends to 0 (clean data) as t -> -inf."""
+        return -np.inf, float(self.t_max)
 
     def _linspace(self, t0, n):
         # Song et al. evaluate at N points from 1 down to 0 (sigma_min), then denoise.
@@ -201,16 +258,19 @@ class RectifiedFlow(ContinuousProcess):
     """Rectified flow (Liu et al. 2023; the lectures): x_t = (1 - t) x + t z, t in [0, 1],
     with velocity target dx_t/dt = z - x."""
 
-    t_eps: ClassVar[float] = 0.0
+    # Training times start just above 0: at t = 0 sigma = 0, where the 'snr' and 'edm'
+    # weights are inf/inf and the 'score' target is infinite. U[0, 1) hits 0 exactly with
+    # probability 2^-24 per example, which a long run eventually draws.
+    t_eps: ClassVar[float] = 1e-5
 
-    def alpha(self, t):
+    def _alpha(self, t):
         return 1.0 - jnp.asarray(t, jnp.float32)
 
     def ratio_range(self):
         # sigma/alpha = t/(1-t) is infinite at t = 1; the grid's first level stays t = 1.
         return 1e-3 / (1.0 - 1e-3), (1.0 - 1e-3) / 1e-3
 
-    def sigma(self, t):
+    def _sigma(self, t):
         return jnp.asarray(t, jnp.float32)
 
 
@@ -235,13 +295,14 @@ class EDMProcess(ContinuousProcess):
     def t_eps(self) -> float:  # type: ignore[override]
         return self.sigma_min
 
-    def alpha(self, t):
+    def _alpha(self, t):
         return jnp.ones_like(jnp.asarray(t, jnp.float32))
 
-    def sigma(self, t):
+    def _sigma(self, t):
         return jnp.asarray(t, jnp.float32)
 
     def t_from_ratio(self, ratio):
+        self._check_ratio(ratio)
         return jnp.asarray(ratio, jnp.float32)
 
     def ratio_range(self):

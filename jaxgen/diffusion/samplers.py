@@ -23,13 +23,17 @@ from typing import Callable, NamedTuple, Optional
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxgen.diffusion import targets
+from jaxgen.diffusion import checks, targets
 from jaxgen.diffusion.grids import Grid, make_grid
 from jaxgen.diffusion.losses import per_example_keys
 
 METHODS = ("ddpm", "ddim", "euler", "heun", "euler_maruyama", "pc", "dpm_solver++")
 STOCHASTIC = ("ddpm", "euler_maruyama", "pc")
+#: DPM-Solver++(2M) takes a second-order step only if h_{i-1} / h_i >= this (see
+#: ``dpm_solver_pp_sample``): a step may at most double the previous one.
+DPM_SOLVER_MIN_STEP_RATIO = 0.5
 
 
 def initial_noise(rng: chex.PRNGKey, shape, dtype=jnp.float32) -> chex.Array:
@@ -86,10 +90,12 @@ def _run(step_fn, model_fn, process, x_T, rng, *, prediction, num_steps, spacing
     new level (Song et al. 2021, App. I.2).
     """
     targets._check(prediction)
+    checks.check_float_array("x_T", x_T)
     if x_T.ndim < 2:
-        raise ValueError(f"x_T must have a batch dimension, got shape {x_T.shape}")
-    if not jnp.issubdtype(x_T.dtype, jnp.floating):
-        raise ValueError(f"x_T must be a float array, got {x_T.dtype}")
+        raise ValueError(f"x_T must be (B, ...) with a batch dimension and at least one "
+                         f"feature axis, got shape {x_T.shape}")
+    if clip_x0 is not None:
+        checks.check_positive("clip_x0", clip_x0)
     grid = make_grid(process, num_steps, spacing, timesteps, t_start, rho)
     n = grid.t.shape[0] - 1
     discrete = bool(getattr(process, "discrete", False))
@@ -100,8 +106,17 @@ def _run(step_fn, model_fn, process, x_T, rng, *, prediction, num_steps, spacing
                x_T.shape[1:], x_T.dtype)
     if inpaint is not None:
         x_known, mask = inpaint
-        if x_known.shape != x_T.shape:
-            raise ValueError(f"inpaint image must have shape {x_T.shape}, got {x_known.shape}")
+        checks.check_float_array("inpaint image x_known", x_known)
+        if jnp.shape(x_known) != x_T.shape:
+            raise ValueError(f"inpaint image x_known must have the shape of x_T {x_T.shape}, "
+                             f"got {jnp.shape(x_known)}")
+        try:
+            np.broadcast_shapes(jnp.shape(mask), x_T.shape)
+        except ValueError:
+            raise ValueError(f"inpaint mask of shape {jnp.shape(mask)} does not broadcast to "
+                             f"the image shape {x_T.shape}; give (B, ...) or a trailing "
+                             f"part of it, e.g. {x_T.shape[1:]}") from None
+        checks.check_range("inpaint mask", mask, 0.0, 1.0)
         mask = jnp.broadcast_to(mask, x_T.shape).astype(x_T.dtype)
         known_keys = per_example_keys(jax.random.fold_in(rng, 0x1A1A), x_T.shape[0])
 
@@ -227,6 +242,8 @@ def ddim_sample(model_fn: Callable, process, x_T: chex.Array, rng: chex.PRNGKey,
     c^2 = eta^2 * (posterior variance); eta = 0 is deterministic, eta = 1 is DDPM with
     beta-tilde variance. Any number of steps and any spacing (``process.timesteps``).
     """
+    checks.check_range("eta", eta, 0.0, 1.0)
+
     def step(ctx, y, carry, i):
         x0, eps = ctx.denoise(y, i)
         return _ancestral(ctx, y, i, x0, eps, "ddim", eta, i), carry
@@ -338,12 +355,13 @@ def pc_sample(model_fn: Callable, process, x_T: chex.Array, rng: chex.PRNGKey, *
     """Predictor-corrector sampling, Song et al. (2021) Algorithms 2-3: an
     Euler-Maruyama predictor, then ``corrector_steps`` Langevin steps at the new level
     with step size 2 (snr s)^2, s the frame's noise scale: the expected value of Song
-    et al.'s 2 (snr ||z|| / ||score||)^2, so a sample does not depend on its batch. Costs (1 + corrector_steps) evaluations per level
-    (none for the corrector at sigma = 0).
+    et al.'s 2 (snr ||z|| / ||score||)^2, so a sample does not depend on its batch.
+    Costs (1 + corrector_steps) evaluations per level (none for the corrector at
+    sigma = 0).
     """
     _check_sde(process)
-    if corrector_steps < 0:
-        raise ValueError(f"corrector_steps must be >= 0, got {corrector_steps}")
+    checks.check_int("corrector_steps", corrector_steps, minimum=0)
+    checks.check_positive("snr", snr)
 
     def step(ctx, y, carry, i):
         x0, eps = ctx.denoise(y, i)
@@ -380,8 +398,23 @@ def dpm_solver_pp_sample(model_fn: Callable, process, x_T: chex.Array, rng=None,
     """DPM-Solver++(2M), Lu et al. (2022), "DPM-Solver++", Algorithm 2: a multistep
     2nd-order solver of the data-prediction ODE in lambda = log(alpha/sigma),
     y_{i+1} = (s_{i+1}/s_i) y_i - a_{i+1} (e^{-h} - 1) D with
-    D = (1 + 1/(2r)) x0_i - 1/(2r) x0_{i-1}, r = h_{i-1}/h_i. First order at the first
-    step and at the last (to sigma = 0, where h is infinite). One evaluation per level.
+    D = (1 + 1/(2r)) x0_i - 1/(2r) x0_{i-1}, r = h_{i-1}/h_i. One evaluation per level.
+
+    The update is first order (D = x0_i, which is DDIM) at the first step, at the last
+    (to sigma = 0, where h is infinite), and wherever the step more than doubles,
+    r < ``DPM_SOLVER_MIN_STEP_RATIO`` = 1/2. The second-order term extrapolates the
+    line through x0_{i-1}, x0_i (a span h_{i-1} in lambda) to the middle of a step h_i,
+    so for small r it extrapolates far beyond the data it was fitted on, and it
+    multiplies errors in the two estimates by |1 + 1/(2r)| + |1/(2r)| = 1 + 1/r. Variable
+    step multistep methods keep their order and stability only for bounded step ratios
+    (Hairer, Norsett & Wanner, "Solving ODEs I", Sec. III.5; step-size controllers bound
+    the growth of a step for the same reason, ibid. Sec. II.4). Lu et al.'s reference
+    code drops to first order at the final steps, which they find "a key to stabilizing
+    the sampling ... with very few steps" (``lower_order_final``, below 15 steps); the
+    ratio test drops exactly the steps that need it, whatever the number of steps. It
+    matters on grids uniform in t whose last level sits at a tiny sigma: on the DDPM
+    'linspace' grid with 10 levels the step into t = 0 has r = 0.21 and, taken at second
+    order, scores worse than DDIM. Grids uniform in lambda ('logsnr') have r = 1.
     """
     def step(ctx, y, carry, i):
         g = ctx.grid
@@ -391,8 +424,8 @@ def dpm_solver_pp_sample(model_fn: Callable, process, x_T: chex.Array, rng=None,
         lam_i = jnp.log(g.a[i] / g.s[i])
         lam_n = jnp.log(g.a[i + 1] / jnp.where(last, 1.0, g.s[i + 1]))
         h = jnp.where(last, 1.0, lam_n - lam_i)
-        second = (i > 0) & ~last
         r = prev_h / h
+        second = (i > 0) & ~last & (r >= DPM_SOLVER_MIN_STEP_RATIO)
         d = jnp.where(second, (1.0 + 0.5 / r) * x0 - (0.5 / r) * prev_x0, x0)
         y_next = (g.s[i + 1] / g.s[i]) * y - g.a[i + 1] * jnp.expm1(-h) * d
         y_next = jnp.where(last, g.a[i + 1] * x0, y_next)
@@ -427,12 +460,13 @@ def sample(model_fn: Callable, process, x_T: chex.Array, rng: chex.PRNGKey, *,
 
 def evaluations(method: str, num_steps: int, corrector_steps: int = 1) -> int:
     """Number of model evaluations (NFE) ``method`` spends on a grid of ``num_steps``."""
+    checks.check_choice("method", method, METHODS)
+    checks.check_int("num_steps", num_steps)
+    checks.check_int("corrector_steps", corrector_steps, minimum=0)
     if method == "heun":
         return 2 * num_steps - 1
     if method == "pc":
         return num_steps + corrector_steps * (num_steps - 1)
-    if method not in _SAMPLERS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     return num_steps
 
 

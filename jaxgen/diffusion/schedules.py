@@ -19,6 +19,8 @@ import chex
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen.diffusion import checks
+
 SCHEDULES = ("linear", "cosine", "sigmoid")
 SPACINGS = ("leading", "trailing", "linspace", "karras", "logsnr")
 
@@ -69,15 +71,19 @@ def sigmoid_beta_schedule(num_timesteps: int = 1000, start: float = -3.0, end: f
 
 
 def _check_T(num_timesteps):
-    if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, (int, np.integer)) \
-            or num_timesteps < 1:
-        raise ValueError(f"num_timesteps must be an integer >= 1, got {num_timesteps!r}")
+    checks.check_int("num_timesteps", num_timesteps)
 
 
 def karras_sigmas(num_steps: int, sigma_min: float, sigma_max: float,
                   rho: float = 7.0) -> np.ndarray:
     """Noise levels of Karras et al. (2022), Eq. 5: (s_max^(1/rho) + i/(N-1) (s_min^(1/rho)
-    - s_max^(1/rho)))^rho for i = 0..N-1, decreasing. Shape (num_steps,), float64."""
+    - s_max^(1/rho)))^rho for i = 0..N-1, decreasing. Shape (num_steps,), float64.
+
+    Needs num_steps >= 1, 0 <= sigma_min <= sigma_max and rho > 0."""
+    checks.check_int("num_steps", num_steps)
+    checks.check_positive("sigma_min", sigma_min, allow_zero=True)
+    checks.check_range("sigma_max", sigma_max, float(sigma_min), np.inf)
+    checks.check_positive("rho", rho)
     if num_steps == 1:
         return np.array([sigma_max], np.float64)
     i = np.arange(num_steps, dtype=np.float64) / (num_steps - 1)
@@ -89,7 +95,9 @@ def ratio_spacing(kind: str, num_steps: int, ratio_min: float, ratio_max: float,
                   rho: float = 7.0) -> np.ndarray:
     """Decreasing noise-to-signal ratios sigma/alpha: 'karras' (``karras_sigmas``) or
     'logsnr' (uniform in log(sigma/alpha), i.e. in the half log-SNR lambda; the spacing
-    Lu et al. 2022 recommend for DPM-Solver)."""
+    Lu et al. 2022 recommend for DPM-Solver). Needs 0 < ratio_min <= ratio_max."""
+    checks.check_choice("kind", kind, ("karras", "logsnr"))
+    checks.check_positive("ratio_min", ratio_min)
     if kind == "karras":
         return karras_sigmas(num_steps, ratio_min, ratio_max, rho)
     return np.exp(np.linspace(np.log(ratio_max), np.log(ratio_min), num_steps))
@@ -146,13 +154,24 @@ class DDPMProcess:
         return jnp.concatenate([jnp.zeros((1,), self.alpha_bars.dtype),
                                 self.one_minus_alpha_bars[:-1]])
 
+    def _check_t(self, t) -> None:
+        """Step indices are integers in [-1, T-1]; a concrete t is range-checked (a traced
+        one would otherwise be clamped silently by the gather)."""
+        dtype = jnp.result_type(t)
+        if not jnp.issubdtype(dtype, jnp.integer):
+            raise ValueError(f"DDPMProcess: t must hold integer step indices in [-1, "
+                             f"{self.num_timesteps - 1}] (-1 = clean data), got dtype {dtype}")
+        checks.check_range("t", t, -1, self.num_timesteps - 1, where="DDPMProcess: ")
+
     def alpha(self, t: chex.Array) -> chex.Array:
         """Signal scale sqrt(alpha_bar_t) for integer t in [0, T); 1 at t = -1 (clean)."""
+        self._check_t(t)
         t = jnp.asarray(t)
         return jnp.where(t < 0, 1.0, jnp.sqrt(self.alpha_bars[jnp.maximum(t, 0)]))
 
     def sigma(self, t: chex.Array) -> chex.Array:
         """Noise scale sqrt(1 - alpha_bar_t) for integer t in [0, T); 0 at t = -1 (clean)."""
+        self._check_t(t)
         t = jnp.asarray(t)
         return jnp.where(t < 0, 0.0, jnp.sqrt(self.one_minus_alpha_bars[jnp.maximum(t, 0)]))
 
@@ -189,12 +208,18 @@ class DDPMProcess:
           int32 array (num_steps + 1,), strictly decreasing, ending with -1.
         """
         spacing = spacing or self.default_spacing
+        checks.check_choice("spacing", spacing, SPACINGS)
+        checks.check_positive("rho", rho)
+        if t_start is not None:
+            v = checks.concrete(t_start)
+            if v is None or v.ndim != 0 or not np.issubdtype(v.dtype, np.integer):
+                raise ValueError(f"t_start must be an integer step index in [0, "
+                                 f"{self.num_timesteps - 1}] (a Python or NumPy int), got "
+                                 f"{t_start!r}")
         T = self.num_timesteps if t_start is None else int(t_start) + 1
         if not 1 <= T <= self.num_timesteps:
             raise ValueError(f"t_start must be in [0, {self.num_timesteps - 1}], got {t_start}")
-        if isinstance(num_steps, bool) or not 1 <= int(num_steps) <= T:
-            raise ValueError(f"num_steps must be in [1, {T}], got {num_steps}")
-        n = int(num_steps)
+        n = checks.check_int("num_steps", num_steps, 1, T)
         if spacing == "linspace":
             ts = np.round(np.linspace(0, T - 1, n)).astype(np.int64)
         elif spacing == "leading":
@@ -250,14 +275,19 @@ def q_sample(process, x0: chex.Array, t: chex.Array, noise: chex.Array) -> chex.
 
     Args:
       process: any process with ``alpha``/``sigma``.
-      x0: clean data (B, ...).
-      t: (B,) times/indices, one per example.
+      x0: clean data (B, ...), float.
+      t: (B,) times/indices, one per example, in the process's range.
       noise: standard normal noise with the shape of x0.
     """
-    if x0.shape != noise.shape:
-        raise ValueError(f"x0 and noise must have the same shape, got {x0.shape} and {noise.shape}")
-    if t.ndim != 1 or t.shape[0] != x0.shape[0]:
-        raise ValueError(f"t must have shape ({x0.shape[0]},), got {t.shape}")
+    checks.check_float_array("x0", x0)
+    checks.check_batched("x0", x0)
+    checks.check_float_array("noise", noise)
+    if jnp.shape(x0) != jnp.shape(noise):
+        raise ValueError(f"x0 and noise must have the same shape, got {jnp.shape(x0)} and "
+                         f"{jnp.shape(noise)}")
+    if jnp.shape(t) != (x0.shape[0],):
+        raise ValueError(f"t must have shape ({x0.shape[0]},), one time per example, got "
+                         f"{jnp.shape(t)}")
     return (_expand(process.alpha(t), x0) * x0 + _expand(process.sigma(t), x0) * noise
             ).astype(x0.dtype)
 

@@ -18,12 +18,21 @@ from typing import Callable
 import chex
 import jax.numpy as jnp
 
+from jaxgen.diffusion import checks
+
 PREDICTIONS = ("eps", "x0", "v", "velocity", "score")
 
 
 def _check(prediction: str) -> None:
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+
+
+def _check_coefficients(x_name, x, alpha, sigma, dalpha, dsigma) -> None:
+    """alpha, sigma (and the derivatives) must be scalars or have the rank of x."""
+    for name, c in (("alpha", alpha), ("sigma", sigma), ("dalpha", dalpha),
+                    ("dsigma", dsigma)):
+        checks.check_coefficient(name, c, x_name, x)
 
 
 def _need_derivatives(prediction, dalpha, dsigma):
@@ -49,7 +58,14 @@ def coefficients(prediction: str, alpha, sigma, dalpha=None, dsigma=None):
 
 def target(prediction: str, x0: chex.Array, noise: chex.Array, alpha, sigma, dalpha=None,
            dsigma=None) -> chex.Array:
-    """The regression target for ``prediction`` given the clean data and the noise."""
+    """The regression target for ``prediction`` given the clean data and the noise.
+
+    Args:
+      x0, noise: arrays of the same shape.
+      alpha, sigma, dalpha, dsigma: scalars, or arrays of the rank of x0 (e.g. (B, 1, ...)).
+    """
+    checks.check_same_shape("noise", noise, "x0", x0)
+    _check_coefficients("x0", x0, alpha, sigma, dalpha, dsigma)
     c, d = coefficients(prediction, alpha, sigma, dalpha, dsigma)
     return c * x0 + d * noise
 
@@ -61,11 +77,14 @@ def to_x0_eps(prediction: str, pred: chex.Array, x_t: chex.Array, alpha, sigma, 
     Args:
       prediction: what ``pred`` is (one of PREDICTIONS).
       pred, x_t: arrays of the same shape.
-      alpha, sigma: the process at the model's t, broadcastable against x_t.
+      alpha, sigma: the process at the model's t: scalars, or arrays of the rank of x_t
+        that broadcast against it (e.g. (B, 1, ...)).
       dalpha, dsigma: time derivatives, needed for 'velocity' only.
     """
     _check(prediction)
     _need_derivatives(prediction, dalpha, dsigma)
+    checks.check_same_shape("pred", pred, "x_t", x_t)
+    _check_coefficients("x_t", x_t, alpha, sigma, dalpha, dsigma)
     if prediction == "eps":
         return (x_t - sigma * pred) / alpha, pred
     if prediction == "x0":
@@ -88,6 +107,7 @@ def convert(pred: chex.Array, source: str, dest: str, x_t: chex.Array, alpha, si
     _check(dest)
     if source == dest:
         _check(source)
+        checks.check_same_shape("pred", pred, "x_t", x_t)
         return pred
     x0, eps = to_x0_eps(source, pred, x_t, alpha, sigma, dalpha, dsigma)
     return target(dest, x0, eps, alpha, sigma, dalpha, dsigma)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgen.diffusion import analytic, ddpm_process
+from jaxgen.diffusion import RectifiedFlow, VPProcess, analytic, ddpm_process
 
 # Unequal weights and widths. SPIKE has one component much narrower than the others, so
 # that wrong responsibilities or a wrong per-component gain change the answer at tiny sigma.
@@ -111,7 +111,7 @@ def test_predictions_are_mutually_consistent_and_score_is_grad_log_density():
     g = process.sigma(t)[:, None]
     x_t = a * x0 + g * jax.random.normal(jax.random.key(4), x0.shape)
     pred = {p: np.asarray(jax.jit(analytic.exact_denoiser(mix, process, p))(x_t, t))
-            for p in analytic.DENOISER_PREDICTIONS}
+            for p in analytic.DENOISER_PREDICTIONS if p != "velocity"}  # DDPM: no d/dt
     a, g, x_t = np.asarray(a, np.float64), np.asarray(g, np.float64), np.asarray(x_t)
     np.testing.assert_allclose(a * pred["x0"] + g * pred["eps"], x_t, atol=2e-5)
     np.testing.assert_allclose(pred["v"], a * pred["eps"] - g * pred["x0"], atol=2e-5)
@@ -125,6 +125,32 @@ def test_predictions_are_mutually_consistent_and_score_is_grad_log_density():
         grad = score_fn(mix.at(process.alpha(tv), process.sigma(tv)), x_t[rows])
         np.testing.assert_allclose(pred["score"][rows], grad, rtol=1e-4,
                                    atol=1e-4 * np.abs(grad).max(), err_msg=f"t={tv}")
+
+
+@pytest.mark.parametrize("process", [RectifiedFlow(), VPProcess()],
+                         ids=lambda p: type(p).__name__)
+def test_velocity_is_the_time_derivative_combination_of_x0_and_eps(process):
+    """E[dx_t/dt | x_t] = alpha'(t) E[x_0|x_t] + sigma'(t) E[z|x_t], with alpha', sigma'
+    taken here by central finite differences of alpha and sigma (not by the process's
+    autodiff derivatives, which the denoiser uses)."""
+    mix = analytic.toy_mixture_2d("ring8")
+    t_values = np.array([0.05, 0.3, 0.6, 0.95], np.float32)
+    t = jnp.asarray(np.repeat(t_values, 4))
+    x0 = mix.sample(jax.random.key(5), t.shape[0])
+    a, g = process.alpha(t)[:, None], process.sigma(t)[:, None]
+    x_t = a * x0 + g * jax.random.normal(jax.random.key(6), x0.shape)
+    models = {p: analytic.exact_denoiser(mix, process, p) for p in ("x0", "eps", "velocity")}
+    pred = {p: np.asarray(v, np.float64) for p, v in
+            jax.jit(lambda x, t: {p: m(x, t) for p, m in models.items()})(x_t, t).items()}
+    h = 1e-3
+    tt = np.asarray(t, np.float64)
+    fd = lambda f: ((np.asarray(f(jnp.asarray(tt + h, jnp.float32)), np.float64)
+                     - np.asarray(f(jnp.asarray(tt - h, jnp.float32)), np.float64))
+                    / (2 * h))[:, None]
+    want = fd(process.alpha) * pred["x0"] + fd(process.sigma) * pred["eps"]
+    np.testing.assert_allclose(pred["velocity"], want, rtol=2e-3, atol=2e-3)
+    if isinstance(process, RectifiedFlow):  # velocity = z - x_0 (the lectures)
+        np.testing.assert_allclose(pred["velocity"], pred["eps"] - pred["x0"], atol=1e-5)
 
 
 def test_log_prob_is_normalised_and_matches_numpy_density():
@@ -184,7 +210,9 @@ def test_denoiser_is_jittable_over_mixture_and_accepts_image_shapes():
 def test_invalid_inputs_raise_value_errors():
     process = ddpm_process(num_timesteps=10)
     mix = analytic.toy_mixture_2d("grid9")
-    with pytest.raises(ValueError, match="'x0', 'eps', 'v', 'score'"):
+    with pytest.raises(ValueError, match="'x0', 'eps', 'v', 'velocity', 'score'"):
+        analytic.exact_denoiser(mix, process, "flow")
+    with pytest.raises(ValueError, match="'velocity'.*continuous-time.*DDPMProcess"):
         analytic.exact_denoiser(mix, process, "velocity")
     with pytest.raises(ValueError, match="toy mixture name"):
         analytic.toy_mixture_2d("moons")
