@@ -90,4 +90,14 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.train.sample_every = 0           # 0: only the final samples.png
     c.train.keep_checkpoints = 3
     c.train.eval_batches = 4
+    c.train.on_nonfinite = "stop"      # NaN/Inf loss or gradients: 'stop' the run, or 'skip'
+                                       # the update (the step still advances)
+
+    c.eval = config_dict.ConfigDict()
+    c.eval.num_samples = 1000          # samples per sample-quality evaluation; 0 disables it
+    c.eval.batch_size = 250            # samples per sampler call
+    c.eval.feature_net = ""            # images: a FeatureExtractor file (e.g. from
+                                       # experiments/train_classifier.py); '' = no FD/KID/PR
+    c.eval.reference_split = ""        # '': data.eval_split
+    c.eval.every = 0                   # sample quality every N training steps; 0 = never
     return c

@@ -3,13 +3,78 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 
+from jaxgen.errors import ConfigError
 from jaxgen.train import checkpoint, loop, sharding
+
+# What sampling and evaluation may change in a trained run's config, and what must stay as
+# trained because it defines the network and the state in the checkpoint. Other fields
+# (optim, train.*) do not affect sampling or evaluation and are kept as saved.
+OVERRIDABLE = ("seed", "sampler", "data", "train.eval_batches", "eval")
+MUST_MATCH = ("family", "model", "diffusion")
+
+
+def _plain(config) -> dict:
+    """A ConfigDict or dict as plain JSON values (tuples become lists, as in config.json)."""
+    if isinstance(config, ml_collections.ConfigDict):
+        return json.loads(config.to_json_best_effort())
+    return json.loads(json.dumps(config))
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _under(path: str, sections) -> bool:
+    return any(path == s or path.startswith(s + ".") for s in sections)
+
+
+def inference_config(saved, given) -> ml_collections.ConfigDict:
+    """The config to sample or evaluate a trained run with.
+
+    Args:
+      saved: the run's config (``checkpoint.load_config(workdir)``).
+      given: a full config (e.g. the ``--config`` of the command line) or a partial nested
+        dict such as ``{"sampler": {"method": "ddim", "num_steps": 50}}``. Its fields
+        under ``OVERRIDABLE`` replace the saved ones; its fields under ``MUST_MATCH``
+        must equal the saved ones; the rest are ignored.
+
+    Raises:
+      ConfigError: a ``MUST_MATCH`` field differs from the run's, or an overridable field
+        does not exist in the run's config.
+    """
+    out = _plain(saved)
+    saved_flat = _flatten(out)
+    missing = object()
+    for path, value in _flatten(_plain(given)).items():
+        if _under(path, MUST_MATCH):
+            if saved_flat.get(path, missing) != value:
+                was = saved_flat.get(path, "<unset>")
+                raise ConfigError(path, value, f"must equal {was!r}, the value the run was "
+                                  f"trained with ({', '.join(MUST_MATCH)} cannot change after "
+                                  f"training; {', '.join(OVERRIDABLE)} can)")
+        elif _under(path, OVERRIDABLE):
+            if path not in saved_flat:
+                raise ConfigError(path, value, "is not a field of the run's config")
+            *parents, leaf = path.split(".")
+            node = out
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+    return ml_collections.ConfigDict(out)
 
 
 @dataclasses.dataclass
@@ -57,13 +122,33 @@ class Run:
         return {"step": self.step, **totals}
 
 
-def load(workdir: str) -> Run:
-    """Restores the latest checkpoint of the run in ``workdir`` with its saved config.
+def load(workdir: str, overrides=None) -> Run:
+    """Restores the latest readable checkpoint of the run in ``workdir`` with its saved
+    config.
+
+    Fields added to ``configs/base.py`` after the run was saved take their defaults.
+
+    Args:
+      overrides: optional sampling/evaluation changes, e.g.
+        ``{"sampler": {"method": "ddim", "num_steps": 50}}`` (see ``inference_config``).
 
     Raises:
       FileNotFoundError: if ``workdir`` holds no config or no checkpoint.
+      ConfigError: if ``overrides`` changes the model or is not a valid config.
+      checkpoint.CheckpointError: if checkpoints exist but none can be read.
     """
     config = checkpoint.load_config(workdir)
+    if overrides is not None:
+        from jaxgen.train import validation
+        config = inference_config(config, overrides)
+        validation.validate(config)
+    return restore(workdir, config)
+
+
+def restore(workdir: str, config: ml_collections.ConfigDict) -> Run:
+    """Restores the run in ``workdir`` under ``config`` (already checked against the run's
+    own, e.g. by ``inference_config``). A damaged newest checkpoint is passed over with a
+    warning, but nothing in the run directory is moved or deleted."""
     family = loop.make_family(config, checkpoint.load_meta(workdir)["example_shape"])
     mngr = checkpoint.manager(workdir, keep=None, create=False)
     try:

@@ -3,9 +3,17 @@
   python -m jaxgen.main --config=configs/ddpm_digits.py[:smoke] --workdir=runs/x \
       [--config.train.num_steps=100 ...] [--mode=train|sample|eval]
   python -m jaxgen.main --workdir=runs/x --mode=sample   # uses runs/x/config.json
+  python -m jaxgen.main --workdir=runs/x --mode=sample --config=configs/ddpm_digits.py \
+      --config.sampler.method=ddim --config.sampler.num_steps=50
 
-Bad configs, data sources and workdirs are reported as one line on stderr with exit
-code 2, before anything is compiled or written.
+In sample/eval mode the run's saved config is used; a ``--config`` given as well supplies
+the fields that may change (seed, sampler, data, train.eval_batches), and its family,
+model and diffusion fields must equal the run's.
+
+Exit codes: 0 done, or stopped by SIGTERM/SIGINT after saving a checkpoint (rerun the
+same command to continue); 1 non-finite loss or gradients (train.on_nonfinite='stop');
+2 bad config, data source or workdir (reported before anything is compiled or written),
+or no checkpoint of the run can be restored. Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -26,6 +34,9 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and sample
 flags.DEFINE_enum("mode", "train", MODES, "What to do with the config.")
 flags.DEFINE_integer("num_samples", None, "Samples to draw in --mode=sample "
                      "(default: config.sampler.num_samples).")
+flags.DEFINE_boolean("allow_fresh_start", False, "Train from step 0 when the workdir holds "
+                     "checkpoints but none can be restored (they are kept, renamed "
+                     "<step>.damaged); without it such a run stops with exit code 2.")
 
 
 def _fail(message: str) -> None:
@@ -65,35 +76,54 @@ def main(argv) -> None:
 
     workdir = FLAGS.workdir
     config = FLAGS.config
-    if config is None:
-        if FLAGS.mode == "train":
-            _fail("--config is required to train, e.g. --config=configs/ddpm_digits.py")
-        try:  # sample/eval default to the config the run was trained with
-            config = checkpoint.load_config(workdir)
-        except FileNotFoundError as e:
-            _fail(str(e))
+    if config is None and FLAGS.mode == "train":
+        _fail("--config is required to train, e.g. --config=configs/ddpm_digits.py")
     try:
+        if FLAGS.mode != "train":
+            # Sample/eval the run as trained; --config may change only what is overridable.
+            from jaxgen import api
+            saved = checkpoint.load_config(workdir)
+            config = saved if config is None else api.inference_config(saved, config)
         validation.validate(config, workdir)
         pipeline = loop.open_data(config, config.data.eval_split if FLAGS.mode == "eval" else None)
-        validation.check_data_fits(config, pipeline.element_shape, pipeline.num_classes)
+        validation.check_data_fits(config, pipeline.element_shape, pipeline.num_classes,
+                                   trained_shape=validation.trained_example_shape(workdir))
+    except FileNotFoundError as e:
+        _fail(str(e))
     except ConfigError as e:
         _fail(str(e))
     except DataError as e:
         _fail(f"data: {e}")
 
-    if FLAGS.mode == "train":
-        loop.train(config, workdir)
-    elif FLAGS.mode == "sample":
+    try:
+        if FLAGS.mode == "train":
+            loop.train(config, workdir, allow_fresh_start=FLAGS.allow_fresh_start)
+            return
         from jaxgen import api
-        run = api.load(workdir)
+        run = api.restore(workdir, config)
+    except loop.Preempted as e:
+        print(e)
+        return
+    except loop.NonFiniteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except checkpoint.CheckpointError as e:
+        _fail(f"{e}; rerun with --allow_fresh_start to train from step 0"
+              if FLAGS.mode == "train" else str(e))
+    except FileNotFoundError as e:
+        _fail(str(e))
+    if FLAGS.mode == "sample":
         n = FLAGS.num_samples or config.sampler.num_samples
         print(f"wrote {run.save_samples(os.path.join(workdir, 'samples.png'), n)}")
     else:
-        from jaxgen import api
-        metrics = api.load(workdir).evaluate(pipeline, num_batches=config.train.eval_batches)
+        from jaxgen.train import evaluation, report
+        metrics = run.evaluate(pipeline, num_batches=config.train.eval_batches)
+        metrics.update(evaluation.sample_quality(config, run.family, run.state.ema_params,
+                                                 loop.keys(config.seed)["eval"], workdir))
         with open(os.path.join(workdir, "eval.json"), "w") as f:
             json.dump(metrics, f, indent=2)
         print(json.dumps(metrics))
+        print(f"wrote {report.write_report(workdir)}")
 
 
 def run() -> None:

@@ -87,3 +87,77 @@ def save_samples(samples, path: str) -> str:
     Image.fromarray(scatter_image(x)).save(tmp, format="PNG")
     os.replace(tmp, path)
     return path
+
+
+def read_jsonl(path: str) -> list[dict]:
+    """The records of a JSON-lines file (e.g. workdir/metrics.jsonl); [] when it is missing.
+
+    A run that was killed mid-write can leave a truncated last line: it is skipped.
+    Records of the same step are merged (training and evaluation metrics are written
+    separately), later values winning, so a step logged again after a resume appears once
+    and curves never zig-zag back in time.
+    """
+    import json
+
+    if not os.path.exists(path):
+        return []
+    by_step: dict = {}
+    with open(path) as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            step = rec.get("step", len(by_step))
+            by_step[step] = {**by_step.get(step, {}), **rec}
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def plot_curves(records: list[dict], path: str, keys=None, title: str = "") -> str | None:
+    """Plots metric curves against ``step``, one panel per key, and writes a PNG.
+
+    Args:
+      records: dicts with a ``step`` and scalar metrics (``read_jsonl`` output).
+      path: where the PNG goes.
+      keys: the metrics to plot (default: every numeric key except ``step``; ``loss``
+        first). Keys missing from every record are ignored.
+      title: figure title.
+
+    Returns:
+      The path, or None when there is nothing to plot.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    if keys is None:
+        found = {k for r in records for k, v in r.items()
+                 if k != "step" and isinstance(v, (int, float))}
+        keys = sorted(found, key=lambda k: (k != "loss", k))
+    keys = [k for k in keys if any(k in r for r in records)]
+    if not keys:
+        return None
+    cols = min(3, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        pts = [(r["step"], r[key]) for r in records if key in r and np.isfinite(r[key])]
+        steps, vals = zip(*pts) if pts else ((), ())
+        ax.plot(steps, vals, marker="." if len(pts) < 30 else None, lw=1.2)
+        positive = len(vals) > 1 and min(vals) > 0 and max(vals) / min(vals) > 30
+        if positive:  # losses spanning decades read better on a log axis
+            ax.set_yscale("log")
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path + ".tmp.png", dpi=100)
+    plt.close(fig)
+    os.replace(path + ".tmp.png", path)
+    return path

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -35,3 +37,42 @@ def test_points_are_saved_as_a_scatter_plot(tmp_path):
     assert np.asarray(Image.open(path)).shape == (256, 256)
     with pytest.raises(ValueError, match="images"):
         viz.save_samples(np.zeros((2, 3, 4)), str(tmp_path / "bad.png"))
+
+
+def test_read_jsonl_skips_torn_lines_and_keeps_latest_record_per_step(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 3.0}\n{"step": 2, "loss": 2.0}\n{"step": 2, "fd": 9}\n'
+                    '{"step": 2, "loss": 1.5}\n{"step": 3, "lo')  # resumed, then killed mid-line
+    records = viz.read_jsonl(str(path))
+    assert [r["step"] for r in records] == [1, 2]
+    assert records[1] == {"step": 2, "loss": 1.5, "fd": 9}
+    assert viz.read_jsonl(str(tmp_path / "missing.jsonl")) == []
+
+
+def test_plot_curves_one_panel_per_metric(tmp_path):
+    records = [{"step": s, "loss": 1.0 / s, "grad_norm": 2.0} for s in range(1, 50)]
+    path = viz.plot_curves(records, str(tmp_path / "c.png"), keys=["loss", "grad_norm", "fd"])
+    img = np.asarray(Image.open(path))
+    assert img.shape[1] > img.shape[0] > 100        # two panels side by side; 'fd' absent
+    assert (img[..., :3] < 128).any()                # something was drawn
+    assert viz.plot_curves([], str(tmp_path / "none.png")) is None
+
+
+def test_report_links_existing_pictures_and_metrics(tmp_path):
+    from jaxgen.train import report
+
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"family": "diffusion", "data": {"name": "digits", "split": "train"},
+         "model": {"name": "unet"}, "train": {"num_steps": 4, "batch_size": 8},
+         "diffusion": {"process": "rectified_flow", "prediction": "velocity"},
+         "sampler": {"method": "euler", "num_steps": 10}}))
+    (tmp_path / "metrics.jsonl").write_text('{"step": 2, "loss": 0.5}\n{"step": 4, "loss": 0.25}\n')
+    (tmp_path / "eval.json").write_text(json.dumps({"step": 4, "fd": 12.5,
+                                                    "reference": {"split": "test", "n": 1000}}))
+    viz.save_grid(np.zeros((4, 8, 8, 1)), str(tmp_path / "samples.png"))
+    text = open(report.write_report(str(tmp_path))).read()
+    assert "rectified_flow" in text and "euler, 10 steps" in text
+    assert "last logged step 4" in text and "| loss | 0.25 |" in text
+    assert "| fd | 12.5 |" in text and "reference: split=test, n=1000" in text
+    assert "![samples.png](samples.png)" in text and "(curves.png)" in text
+    assert (tmp_path / "curves.png").exists()

@@ -15,6 +15,7 @@ import ml_collections
 from jaxgen import diffusion, nets
 from jaxgen.errors import ConfigError
 from jaxgen.train import optim
+from jaxgen.train.state import ON_NONFINITE
 
 
 def _get(config, field: str):
@@ -95,9 +96,21 @@ def validate(config: ml_collections.ConfigDict, workdir: str | None = None) -> N
     _positive_int(config, "train.sample_every", minimum=0)
     _positive_int(config, "train.keep_checkpoints")
     _positive_int(config, "train.eval_batches")
+    _choice(config, "train.on_nonfinite", ON_NONFINITE)
+    _validate_eval(config)
 
     if workdir is not None:
         check_workdir(workdir)
+
+
+def _validate_eval(config) -> None:
+    _positive_int(config, "eval.num_samples", minimum=0)
+    _positive_int(config, "eval.batch_size")
+    _positive_int(config, "eval.every", minimum=0)
+    path = _get(config, "eval.feature_net")
+    if path and not os.path.isfile(path):
+        raise ConfigError("eval.feature_net", path, "must be a feature extractor file (train "
+                          "one with experiments/train_classifier.py) or '' for none")
 
 
 def _validate_model(config) -> None:
@@ -266,15 +279,48 @@ def check_workdir(workdir: str) -> None:
         raise ConfigError("workdir", workdir, f"must be writable ({probe} is not)")
 
 
+def trained_example_shape(workdir: str | None):
+    """The example shape a run in ``workdir`` was trained on (from its saved metadata),
+    or None when the workdir holds no run yet."""
+    if workdir is None:
+        return None
+    from jaxgen.train import checkpoint  # lazy: pulls in orbax
+    try:
+        shape = checkpoint.load_meta(workdir).get("example_shape")
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return None  # no run there, or metadata that cannot be read: nothing to compare
+    return tuple(int(d) for d in shape) if shape is not None else None
+
+
 def check_data_fits(config: ml_collections.ConfigDict, example_shape,
-                    num_classes: int | None = None) -> None:
+                    num_classes: int | None = None, trained_shape=None) -> None:
     """The data must suit the model: images for the UNet (size divisible by its
-    downsampling), points (D,) for the MLP, and labels for a class-conditional model.
+    downsampling), points (D,) for the MLP, labels for a class-conditional model, and,
+    for a run that already exists, the shape it was trained on.
+
+    The config has no channel count: the network's input and output channels come from
+    the data. So a channel mismatch (grayscale data for a run trained on RGB) is caught
+    here, against ``trained_shape``, before the checkpoint's weights meet the data.
 
     Args:
       example_shape: shape of one example (``Pipeline.element_shape``).
       num_classes: the data's number of classes (0: no labels; None: not checked).
+      trained_shape: the example shape the run being resumed, sampled or evaluated was
+        trained on (``trained_example_shape(workdir)``); None: a new run.
     """
+    example_shape = tuple(int(d) for d in example_shape)
+    if trained_shape is not None and tuple(trained_shape) != example_shape:
+        trained_shape = tuple(trained_shape)
+        what = f"examples of shape {example_shape}"
+        if (len(example_shape) == len(trained_shape) == 3
+                and example_shape[:2] == trained_shape[:2]):
+            what = (f"{example_shape[2]}-channel images {example_shape}, but the run in the "
+                    f"workdir was trained on {trained_shape[2]}-channel images "
+                    f"{trained_shape}")
+        else:
+            what += f", but the run in the workdir was trained on {trained_shape}"
+        raise ConfigError("data.name", config.data.name, f"gives {what}; use data of the "
+                          f"trained shape, or a new workdir")
     if num_classes is not None:
         want = config.model.num_classes
         if want and not num_classes:

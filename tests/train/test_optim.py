@@ -35,7 +35,11 @@ def test_clipping_and_ema_update():
     assert int(new.step) == 1
     # Adam's first step moves each coordinate by ~lr in the sign of its gradient
     np.testing.assert_allclose(new.params["w"], [0.9, 1.0, 1.0], atol=1e-5)
-    # EMA: 0.9 * old + 0.1 * new
+    # EMA warm-up: the first update uses d = min(0.9, 1/10) = 0.1
+    np.testing.assert_allclose(new.ema_params["w"], 0.1 * 1.0 + 0.9 * new.params["w"], rtol=1e-6)
+    # ... and from n = 80 on ((1 + n) / (10 + n) >= 0.9) the configured decay
+    late = state.replace(step=jnp.asarray(100, jnp.int32))
+    new = late.apply_gradients(huge, tx, ema_decay=0.9)
     np.testing.assert_allclose(new.ema_params["w"], 0.9 * 1.0 + 0.1 * new.params["w"], rtol=1e-6)
     with pytest.raises(ValueError, match="optim.name"):
         optim.build_optimizer(optim_cfg(name="sgd"), 10)

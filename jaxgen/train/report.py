@@ -1,0 +1,102 @@
+"""A run's ``report.md``: what was trained, its curves, pictures and final metrics.
+
+The report is rebuilt from the workdir's files alone (config.json, metrics.jsonl,
+eval*.json, PNGs), so it can be regenerated at any time:
+
+  python -m jaxgen.train.report runs/x
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+
+from jaxgen import viz
+
+REPORT_FILE = "report.md"
+CURVES_FILE = "curves.png"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _summary(config: dict) -> list[str]:
+    data, model = config.get("data", {}), config.get("model", {})
+    train, diff, smp = config.get("train", {}), config.get("diffusion", {}), config.get("sampler", {})
+    rows = [("family", config.get("family")),
+            ("data", f"{data.get('name')} split {data.get('split')!r}"),
+            ("model", f"{model.get('name')} {model.get('block_channels', '')}"
+             if model.get("name") == "unet" else model.get("name")),
+            ("steps x batch", f"{train.get('num_steps')} x {train.get('batch_size')}")]
+    if config.get("family") == "diffusion":
+        rows += [("process", f"{diff.get('process')} ({diff.get('schedule')})"
+                  if diff.get("process") == "ddpm" else diff.get("process")),
+                 ("prediction, weighting", f"{diff.get('prediction')}, {diff.get('weighting')}"),
+                 ("sampler", f"{smp.get('method')}, {smp.get('num_steps') or 'all'} steps")]
+    return [f"| {k} | {v} |" for k, v in rows if v is not None]
+
+
+def _metric_table(metrics: dict) -> list[str]:
+    rows = ["| metric | value |", "|---|---|"]
+    rows += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items() if not isinstance(v, (dict, list))]
+    return rows
+
+
+def write_report(workdir: str) -> str:
+    """Writes workdir/report.md (and workdir/curves.png) and returns the report's path.
+
+    Links are relative, so the folder can be moved or published as it is.
+    """
+    def rel(p):
+        return os.path.relpath(p, workdir)
+
+    lines = [f"# Run report: `{os.path.basename(os.path.abspath(workdir))}`", ""]
+    config_path = os.path.join(workdir, "config.json")
+    if os.path.exists(config_path):
+        with open(config_path) as f:
+            config = json.load(f)
+        lines += ["| | |", "|---|---|", *_summary(config), ""]
+    records = viz.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+    if records:
+        last = records[-1]
+        lines += [f"## Training (last logged step {last['step']})", ""]
+        curves = viz.plot_curves(records, os.path.join(workdir, CURVES_FILE))
+        if curves:
+            lines += [f"![training curves]({rel(curves)})", ""]
+        lines += _metric_table({k: v for k, v in last.items() if k != "step"}) + [""]
+    for path in sorted(glob.glob(os.path.join(workdir, "eval*.json"))):
+        with open(path) as f:
+            metrics = json.load(f)
+        lines += [f"## Evaluation (`{rel(path)}`)", ""]
+        lines += _metric_table(metrics) + [""]
+        notes = {k: v for k, v in metrics.items() if isinstance(v, dict)}
+        for k, v in notes.items():
+            lines += [f"- {k}: " + ", ".join(f"{a}={_fmt(b)}" for a, b in v.items())]
+        if notes:
+            lines += [""]
+    pictures = [p for p in [os.path.join(workdir, "samples.png")] if os.path.exists(p)]
+    pictures += sorted(glob.glob(os.path.join(workdir, "*.png")))
+    pictures = [p for p in dict.fromkeys(pictures) if os.path.basename(p) != CURVES_FILE]
+    if pictures:
+        lines += ["## Pictures", ""]
+        lines += [f"**{rel(p)}**\n\n![{rel(p)}]({rel(p)})\n" for p in pictures]
+    progress = sorted(glob.glob(os.path.join(workdir, "samples", "step_*.png")))
+    if progress:
+        lines += ["## Samples during training", ""]
+        lines += [f"- [{os.path.basename(p)}]({rel(p)})" for p in progress] + [""]
+    path = os.path.join(workdir, REPORT_FILE)
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines).rstrip() + "\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m jaxgen.train.report WORKDIR")
+    print(write_report(sys.argv[1]))
