@@ -9,14 +9,14 @@ GitHub release (https://github.com/mseitzer/pytorch-fid/releases, tag ``fid_weig
 
 The file is the TF "inception-2015-12-05" graph of the original FID code (Heusel et al.
 2017) ported to PyTorch. The output holds one float32 array per ``state_dict`` entry,
-same key, PyTorch layout (the format is in ``jaxgen/nets/inception.py``); the
+same key, PyTorch layout (the format is in ``jaxgen/nets/inception_weights.py``); the
 ``num_batches_tracked`` counters are dropped. The state dict is checked against the
 network (every key and shape) before anything is written, and the SHA-256 of both files
 is printed: the features' ``sha256`` attribute is that of the .npz.
 
 Then, in Python::
 
-  from jaxgen.nets.inception import inception_feature_fn
+  from jaxgen.nets.inception_weights import inception_feature_fn
   features = inception_feature_fn("inception_fid.npz")   # images in [-1, 1] -> (N, 2048)
 """
 
@@ -27,7 +27,7 @@ import sys
 
 import numpy as np
 
-from jaxgen.nets.inception import file_sha256, variables_from_state_dict
+from jaxgen.nets.inception_weights import file_sha256, variables_from_state_dict
 
 
 def convert(src: str, dst: str) -> dict:

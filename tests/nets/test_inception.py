@@ -17,10 +17,10 @@ import pytest
 from flax.traverse_util import flatten_dict, unflatten_dict
 
 from jaxgen.nets import inception as inc
-from jaxgen.nets.inception import (InceptionFeatures, InceptionV3, apply_inception,
-                                   expected_state_dict_shapes, inception_feature_fn,
-                                   load_inception_variables, preprocess,
-                                   variables_from_state_dict)
+from jaxgen.nets.inception import InceptionV3, apply_inception, preprocess
+from jaxgen.nets.inception_weights import (InceptionFeatures, expected_state_dict_shapes,
+                                           inception_feature_fn, load_inception_variables,
+                                           variables_from_state_dict)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # The file format: Flax leaf -> PyTorch state_dict suffix, written out here on purpose
