@@ -43,10 +43,18 @@ def image_grid(images, nrow: int | None = None, pad: int = 2, min_cell: int = 32
 def save_grid(images, path: str, nrow: int | None = None) -> str:
     """Writes ``image_grid(images)`` to ``path`` as PNG (atomically) and returns the path."""
     grid = image_grid(images, nrow)
+    return save_png(grid[..., 0] if grid.shape[-1] == 1 else grid, path)
+
+
+def save_png(pixels: np.ndarray, path: str) -> str:
+    """Writes uint8 (H, W) or (H, W, 3) pixels to ``path`` as PNG, creating its folder.
+
+    The file appears atomically (written aside, then renamed): a crash never leaves a
+    truncated picture where a reader expects a whole one.
+    """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     tmp = path + ".tmp"
-    img.save(tmp, format="PNG")
+    Image.fromarray(pixels).save(tmp, format="PNG")
     os.replace(tmp, path)
     return path
 
@@ -82,11 +90,7 @@ def save_samples(samples, path: str) -> str:
         return save_grid(x, path)
     if x.ndim != 2:
         raise ValueError(f"samples must be images (N, H, W, C) or points (N, D), got {x.shape}")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    Image.fromarray(scatter_image(x)).save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    return save_png(scatter_image(x), path)
 
 
 def read_jsonl(path: str) -> list[dict]:

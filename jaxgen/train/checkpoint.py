@@ -237,7 +237,9 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_state, *, set_aside_dam
     return None
 
 
-def _write_atomic(path: str, text: str) -> None:
+def write_atomic(path: str, text: str) -> None:
+    """Replaces the text file ``path`` in one rename: readers see the old or the new
+    content, never a partial one."""
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
@@ -247,9 +249,9 @@ def save_config(workdir: str, config: ml_collections.ConfigDict, meta: dict) -> 
     """Writes the run's config, and what the data told us (``meta``, e.g. the example
     shape), as JSON beside the checkpoints (process 0 only)."""
     if jax.process_index() == 0:
-        _write_atomic(os.path.join(workdir, CONFIG_FILE),
+        write_atomic(os.path.join(workdir, CONFIG_FILE),
                       config.to_json_best_effort(indent=2, sort_keys=True))
-        _write_atomic(os.path.join(workdir, META_FILE), json.dumps(meta, indent=2))
+        write_atomic(os.path.join(workdir, META_FILE), json.dumps(meta, indent=2))
 
 
 def load_meta(workdir: str) -> dict:

@@ -19,6 +19,7 @@ the call), so the samples, and every metric, do not depend on the device count.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -31,16 +32,22 @@ from jaxgen.train import sharding
 REFERENCE_DIR = "reference_stats"
 
 
+@functools.lru_cache(maxsize=8)
+def _sharded_sampler(family, mesh):
+    """``family.sample`` jitted with the batch split over the mesh; built once per
+    (family, mesh), so periodic evaluation during training compiles only the first time."""
+    repl = sharding.replicated(mesh)
+    return jax.jit(family.sample, static_argnums=2, in_shardings=(repl, repl),
+                   out_shardings=sharding.batch_sharded(mesh))
+
+
 def generate(family, params, rng, num: int, batch_size: int, mesh=None) -> np.ndarray:
     """``num`` samples from ``family.sample`` in calls of ``batch_size`` (one compile).
 
     The samples of call i use ``fold_in(rng, i)``; the last call is cut to size. With a
     mesh, each call's batch is split over its ``data`` axis.
     """
-    mesh = sharding.make_mesh() if mesh is None else mesh
-    fn = jax.jit(family.sample, static_argnums=2, in_shardings=(
-        sharding.replicated(mesh), sharding.replicated(mesh)),
-        out_shardings=sharding.batch_sharded(mesh))
+    fn = _sharded_sampler(family, sharding.make_mesh() if mesh is None else mesh)
     out = []
     for i, start in enumerate(range(0, num, batch_size)):
         x = fn(params, jax.random.fold_in(rng, i), batch_size)

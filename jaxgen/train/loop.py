@@ -162,9 +162,7 @@ def rewind_metrics(workdir: str, step: int) -> None:
         except (ValueError, KeyError, TypeError):
             continue
     if kept != lines:
-        with open(path + ".tmp", "w") as f:
-            f.writelines(kept)
-        os.replace(path + ".tmp", path)
+        checkpoint.write_atomic(path, "".join(kept))
 
 
 class _StopSignals:

@@ -14,6 +14,7 @@ import os
 import sys
 
 from jaxgen import viz
+from jaxgen.train import checkpoint
 
 REPORT_FILE = "report.md"
 CURVES_FILE = "curves.png"
@@ -90,9 +91,7 @@ def write_report(workdir: str) -> str:
         lines += ["## Samples during training", ""]
         lines += [f"- [{os.path.basename(p)}]({rel(p)})" for p in progress] + [""]
     path = os.path.join(workdir, REPORT_FILE)
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join(lines).rstrip() + "\n")
-    os.replace(path + ".tmp", path)
+    checkpoint.write_atomic(path, "\n".join(lines).rstrip() + "\n")
     return path
 
 
