@@ -17,7 +17,7 @@ from jaxgen.train import checkpoint, loop, sharding
 # trained because it defines the network and the state in the checkpoint. Other fields
 # (optim, train.*) do not affect sampling or evaluation and are kept as saved.
 OVERRIDABLE = ("seed", "sampler", "data", "train.eval_batches", "eval")
-MUST_MATCH = ("family", "model", "diffusion")
+MUST_MATCH = ("family", "model", "diffusion", "vae", "gan")
 
 
 def _plain(config) -> dict:

@@ -65,6 +65,16 @@ class DiffusionFamily:
 
     name = "diffusion"
 
+    @staticmethod
+    def validate_config(config: ml_collections.ConfigDict) -> None:
+        from jaxgen.train import validation
+        validation.validate_diffusion_config(config)
+
+    @staticmethod
+    def check_data(config: ml_collections.ConfigDict, example_shape) -> None:
+        from jaxgen.train import validation
+        validation.check_diffusion_data(config, example_shape)
+
     def __init__(self, config: ml_collections.ConfigDict, data_shape):
         self.config = config
         self.data_shape = tuple(data_shape)

@@ -76,8 +76,8 @@ def keys(seed: int) -> dict:
 
 
 def make_family(config: ml_collections.ConfigDict, data_shape):
-    from jaxgen.train import FAMILIES  # the registry imports every family module
-    return FAMILIES[config.family](config, data_shape)
+    from jaxgen.train import get_family
+    return get_family(config.family)(config, data_shape)
 
 
 def open_data(config: ml_collections.ConfigDict, split: str | None = None):
@@ -85,6 +85,13 @@ def open_data(config: ml_collections.ConfigDict, split: str | None = None):
     source = data.make_source(config.data.name, split or config.data.split, config.data.data_dir)
     return data.Pipeline(source, config.train.batch_size, config.seed,
                          random_flip=config.data.random_flip)
+
+
+def _postfix(metrics: dict) -> dict:
+    """What the progress bar shows: the losses a family reports (``loss``, or e.g. a GAN's
+    ``d_loss`` and ``g_loss``) and the speed."""
+    shown = {k: f"{v:.4f}" for k, v in metrics.items() if k == "loss" or k.endswith("_loss")}
+    return {**dict(list(shown.items())[:3]), "steps_s": f"{metrics['steps_per_sec']:.1f}"}
 
 
 def warn(message: str) -> None:
@@ -279,8 +286,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
                 metrics["steps_per_sec"] = (done - last_step) / max(now - last_t, 1e-9)
                 last_t, last_step = now, done
                 writer.write(done, metrics)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}",
-                                steps_s=f"{metrics['steps_per_sec']:.1f}")
+                bar.set_postfix(_postfix(metrics))
             if save_now:
                 try:
                     checkpoint.save(mngr, state, loop_state={"skipped_steps": skipped})

@@ -18,7 +18,7 @@ from jaxgen.train import optim
 from jaxgen.train.state import ON_NONFINITE
 
 
-def _get(config, field: str):
+def get_field(config, field: str):
     node = config
     for part in field.split("."):
         if part not in node:
@@ -28,15 +28,15 @@ def _get(config, field: str):
     return node
 
 
-def _positive_int(config, field: str, minimum: int = 1) -> int:
-    v = _get(config, field)
+def positive_int(config, field: str, minimum: int = 1) -> int:
+    v = get_field(config, field)
     if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
         raise ConfigError(field, v, f"must be an integer >= {minimum}")
     return v
 
 
-def _number(config, field: str, lo: float, hi: float, lo_open=False, hi_open=False) -> float:
-    v = _get(config, field)
+def number(config, field: str, lo: float, hi: float, lo_open=False, hi_open=False) -> float:
+    v = get_field(config, field)
     ok = isinstance(v, (int, float)) and not isinstance(v, bool)
     if ok:
         ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
@@ -46,8 +46,8 @@ def _number(config, field: str, lo: float, hi: float, lo_open=False, hi_open=Fal
     return v
 
 
-def _choice(config, field: str, allowed: Iterable[str]) -> str:
-    v = _get(config, field)
+def choice(config, field: str, allowed: Iterable[str]) -> str:
+    v = get_field(config, field)
     allowed = tuple(allowed)
     if v not in allowed:
         raise ConfigError(field, v, f"must be one of {', '.join(map(repr, allowed))}")
@@ -56,47 +56,46 @@ def _choice(config, field: str, allowed: Iterable[str]) -> str:
 
 def validate(config: ml_collections.ConfigDict, workdir: str | None = None) -> None:
     """Checks every field the run uses; raises ConfigError on the first bad one."""
-    from jaxgen.train import FAMILIES
-    _positive_int(config, "seed", minimum=0)
-    _choice(config, "family", FAMILIES)
+    from jaxgen.train import FAMILIES, get_family
+    positive_int(config, "seed", minimum=0)
+    family = get_family(choice(config, "family", FAMILIES))
 
-    name = _get(config, "data.name")
+    name = get_field(config, "data.name")
     if not isinstance(name, str) or not name:
         raise ConfigError("data.name", name, "must be a dataset name: 'digits', 'toy:NAME' or "
                           "a TFDS name")
     # Whether a TFDS name exists is checked when the source is opened (DataError).
     for field in ("data.split", "data.eval_split"):
-        v = _get(config, field)
+        v = get_field(config, field)
         if not isinstance(v, str) or not v:
             raise ConfigError(field, v, "must be a split string such as 'train' or 'test[:90%]'")
-    d_dir = _get(config, "data.data_dir")
+    d_dir = get_field(config, "data.data_dir")
     if d_dir is not None and not os.path.isdir(d_dir):
         raise ConfigError("data.data_dir", d_dir, "must be an existing directory (or None "
                           "for the TFDS default)")
 
-    _validate_model(config)
-    _validate_diffusion(config)
+    family.validate_config(config)
 
-    _choice(config, "optim.name", optim.OPTIMIZERS)
-    _choice(config, "optim.schedule", optim.SCHEDULES)
-    _number(config, "optim.learning_rate", 0.0, 10.0, lo_open=True)
-    _positive_int(config, "optim.warmup_steps", minimum=0)
-    _number(config, "optim.final_lr_fraction", 0.0, 1.0)
-    _number(config, "optim.ema_decay", 0.0, 1.0, hi_open=True)
-    _number(config, "optim.grad_clip", -1e30, 1e30)
+    choice(config, "optim.name", optim.OPTIMIZERS)
+    choice(config, "optim.schedule", optim.SCHEDULES)
+    number(config, "optim.learning_rate", 0.0, 10.0, lo_open=True)
+    positive_int(config, "optim.warmup_steps", minimum=0)
+    number(config, "optim.final_lr_fraction", 0.0, 1.0)
+    number(config, "optim.ema_decay", 0.0, 1.0, hi_open=True)
+    number(config, "optim.grad_clip", -1e30, 1e30)
 
-    _positive_int(config, "train.num_steps")
-    batch = _positive_int(config, "train.batch_size")
+    positive_int(config, "train.num_steps")
+    batch = positive_int(config, "train.batch_size")
     devices = jax.device_count()
     if batch % devices:
         raise ConfigError("train.batch_size", batch,
                           f"must be divisible by the number of devices ({devices})")
-    _positive_int(config, "train.log_every")
-    _positive_int(config, "train.checkpoint_every")
-    _positive_int(config, "train.sample_every", minimum=0)
-    _positive_int(config, "train.keep_checkpoints")
-    _positive_int(config, "train.eval_batches")
-    _choice(config, "train.on_nonfinite", ON_NONFINITE)
+    positive_int(config, "train.log_every")
+    positive_int(config, "train.checkpoint_every")
+    positive_int(config, "train.sample_every", minimum=0)
+    positive_int(config, "train.keep_checkpoints")
+    positive_int(config, "train.eval_batches")
+    choice(config, "train.on_nonfinite", ON_NONFINITE)
     _validate_eval(config)
 
     if workdir is not None:
@@ -104,56 +103,63 @@ def validate(config: ml_collections.ConfigDict, workdir: str | None = None) -> N
 
 
 def _validate_eval(config) -> None:
-    _positive_int(config, "eval.num_samples", minimum=0)
-    _positive_int(config, "eval.batch_size")
-    _positive_int(config, "eval.every", minimum=0)
-    path = _get(config, "eval.feature_net")
+    positive_int(config, "eval.num_samples", minimum=0)
+    positive_int(config, "eval.batch_size")
+    positive_int(config, "eval.every", minimum=0)
+    path = get_field(config, "eval.feature_net")
     if path and not os.path.isfile(path):
         raise ConfigError("eval.feature_net", path, "must be a feature extractor file (train "
                           "one with experiments/train_classifier.py) or '' for none")
 
 
+def validate_diffusion_config(config) -> None:
+    """The sections of the diffusion family: ``model`` (its backbones), ``diffusion`` and
+    ``sampler``."""
+    _validate_model(config)
+    _validate_diffusion(config)
+
+
 def _validate_model(config) -> None:
-    model = _choice(config, "model.name", nets.MODELS)
+    model = choice(config, "model.name", nets.MODELS)
     if model == "unet":
         _validate_unet(config)
     else:
-        width = _positive_int(config, "model.hidden_dim", minimum=2)
+        width = positive_int(config, "model.hidden_dim", minimum=2)
         if width % 2:
             raise ConfigError("model.hidden_dim", width, "must be even (it is the width of "
                               "the sinusoidal time embedding)")
-        _positive_int(config, "model.num_layers")
-    _number(config, "model.dropout", 0.0, 1.0, hi_open=True)
-    _positive_int(config, "model.num_classes", minimum=0)
+        positive_int(config, "model.num_layers")
+    number(config, "model.dropout", 0.0, 1.0, hi_open=True)
+    positive_int(config, "model.num_classes", minimum=0)
 
 
 def _validate_unet(config) -> None:
-    channels = _get(config, "model.block_channels")
+    channels = get_field(config, "model.block_channels")
     if (not isinstance(channels, (tuple, list)) or not channels
             or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels)):
         raise ConfigError("model.block_channels", channels,
                           "must be a non-empty tuple of positive integers")
-    attention = _get(config, "model.attention")
+    attention = get_field(config, "model.attention")
     if not isinstance(attention, (tuple, list)) or len(attention) != len(channels):
         raise ConfigError("model.attention", attention,
                           f"must be a tuple of {len(channels)} booleans, one per level")
-    _positive_int(config, "model.layers_per_block")
-    groups = _positive_int(config, "model.num_groups")
+    positive_int(config, "model.layers_per_block")
+    groups = positive_int(config, "model.num_groups")
     if any(c % groups for c in channels):
         raise ConfigError("model.num_groups", groups,
                           f"must divide every entry of model.block_channels={tuple(channels)}")
-    head_dim = _positive_int(config, "model.head_dim")
+    head_dim = positive_int(config, "model.head_dim")
     attn_channels = [c for c, a in zip(channels, attention) if a]
-    if _get(config, "model.mid_attention"):
+    if get_field(config, "model.mid_attention"):
         attn_channels.append(channels[-1])
     if any(c % head_dim for c in attn_channels):
         raise ConfigError("model.head_dim", head_dim,
                           f"must divide the channels of every attention level {attn_channels}")
-    _choice(config, "model.time_conditioning", nets.TIME_CONDITIONING)
+    choice(config, "model.time_conditioning", nets.TIME_CONDITIONING)
 
 
-def _optional_number(config, field: str, lo: float, lo_open=True):
-    v = _get(config, field)
+def optional_number(config, field: str, lo: float, lo_open=True):
+    v = get_field(config, field)
     if v is None:
         return None
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (v > lo if lo_open
@@ -174,21 +180,21 @@ def _validate_diffusion(config) -> None:
     dropout) and the sampler, including the combinations that cannot work."""
     from jaxgen.train.diffusion import PRECONDITIONS, make_process
 
-    name = _choice(config, "diffusion.process", diffusion.PROCESSES)
+    name = choice(config, "diffusion.process", diffusion.PROCESSES)
     if name == "ddpm":
-        _choice(config, "diffusion.schedule", diffusion.SCHEDULES)
-        _positive_int(config, "diffusion.num_timesteps")
-        lo = _number(config, "diffusion.beta_start", 0.0, 1.0, lo_open=True, hi_open=True)
-        _number(config, "diffusion.beta_end", lo, 1.0, hi_open=True)
+        choice(config, "diffusion.schedule", diffusion.SCHEDULES)
+        positive_int(config, "diffusion.num_timesteps")
+        lo = number(config, "diffusion.beta_start", 0.0, 1.0, lo_open=True, hi_open=True)
+        number(config, "diffusion.beta_end", lo, 1.0, hi_open=True)
     elif name == "vp":
-        lo = _number(config, "diffusion.beta_min", 0.0, 1e6, lo_open=True)
-        hi = _number(config, "diffusion.beta_max", 0.0, 1e6, lo_open=True)
+        lo = number(config, "diffusion.beta_min", 0.0, 1e6, lo_open=True)
+        hi = number(config, "diffusion.beta_max", 0.0, 1e6, lo_open=True)
         if hi <= lo:
             raise ConfigError("diffusion.beta_max", hi, f"must be greater than "
                               f"diffusion.beta_min ({lo})")
     elif name in ("ve", "edm"):
-        _optional_number(config, "diffusion.sigma_min", 0.0)
-        _optional_number(config, "diffusion.sigma_max", 0.0)
+        optional_number(config, "diffusion.sigma_min", 0.0)
+        optional_number(config, "diffusion.sigma_max", 0.0)
     process = make_process(config.diffusion)
     if name in ("ve", "edm") and process.sigma_max <= process.sigma_min:
         raise ConfigError("diffusion.sigma_max", config.diffusion.sigma_max, f"must be greater "
@@ -198,24 +204,24 @@ def _validate_diffusion(config) -> None:
                        f"{', '.join(repr(p) for p in diffusion.PROCESSES if p != 'ddpm')}), "
                        f"not 'ddpm'")
 
-    prediction = _choice(config, "diffusion.prediction", diffusion.PREDICTIONS)
+    prediction = choice(config, "diffusion.prediction", diffusion.PREDICTIONS)
     if prediction == "velocity" and discrete:
         raise ConfigError("diffusion.prediction", prediction, continuous_only)
-    weighting = _choice(config, "diffusion.weighting", diffusion.WEIGHTINGS)
+    weighting = choice(config, "diffusion.weighting", diffusion.WEIGHTINGS)
     if weighting == "min_snr":
-        _number(config, "diffusion.min_snr_gamma", 0.0, 1e6, lo_open=True)
-    _number(config, "diffusion.sigma_data", 0.0, 1e6, lo_open=True)
-    sampler = _choice(config, "diffusion.time_sampler", diffusion.TIME_SAMPLERS)
+        number(config, "diffusion.min_snr_gamma", 0.0, 1e6, lo_open=True)
+    number(config, "diffusion.sigma_data", 0.0, 1e6, lo_open=True)
+    sampler = choice(config, "diffusion.time_sampler", diffusion.TIME_SAMPLERS)
     if sampler == "log_normal" and discrete:
         raise ConfigError("diffusion.time_sampler", sampler, continuous_only)
-    _number(config, "diffusion.time_mean", -1e6, 1e6)
-    _number(config, "diffusion.time_std", 0.0, 1e6, lo_open=True)
-    shift = _number(config, "diffusion.time_shift", 0.0, 1e6, lo_open=True)
+    number(config, "diffusion.time_mean", -1e6, 1e6)
+    number(config, "diffusion.time_std", 0.0, 1e6, lo_open=True)
+    shift = number(config, "diffusion.time_shift", 0.0, 1e6, lo_open=True)
     if sampler == "log_normal" and shift != 1:
         raise ConfigError("diffusion.time_shift", shift, "must be 1 with diffusion."
                           "time_sampler='log_normal' (the shift acts on 'uniform' and "
                           "'logit_normal' times)")
-    precondition = _choice(config, "diffusion.precondition", PRECONDITIONS)
+    precondition = choice(config, "diffusion.precondition", PRECONDITIONS)
     if precondition == "edm":
         if prediction != "x0":
             raise ConfigError("diffusion.prediction", prediction, "must be 'x0' with "
@@ -224,24 +230,24 @@ def _validate_diffusion(config) -> None:
         if _alpha_at_t_max(process) <= 0:
             raise ConfigError("diffusion.precondition", precondition, f"needs alpha(t) > 0 "
                               f"everywhere, but diffusion.process={name!r} reaches alpha = 0")
-    dropout = _number(config, "diffusion.label_dropout", 0.0, 1.0, hi_open=True)
-    if dropout > 0 and not _get(config, "model.num_classes"):
+    dropout = number(config, "diffusion.label_dropout", 0.0, 1.0, hi_open=True)
+    if dropout > 0 and not get_field(config, "model.num_classes"):
         raise ConfigError("diffusion.label_dropout", dropout, "needs a class-conditional "
                           "model (model.num_classes > 0); use 0")
     _validate_sampler(config, process, discrete, dropout)
 
 
 def _validate_sampler(config, process, discrete: bool, label_dropout: float) -> None:
-    method = _choice(config, "sampler.method", diffusion.METHODS)
+    method = choice(config, "sampler.method", diffusion.METHODS)
     if method in ("euler_maruyama", "pc") and _alpha_at_t_max(process) <= 0:
         raise ConfigError("sampler.method", method, f"needs alpha(t_max) > 0 (the reverse "
                           f"SDE's drift is singular at alpha = 0); with diffusion.process="
                           f"{config.diffusion.process!r} use 'euler', 'heun', 'ddim' or "
                           f"'dpm_solver++'")
-    _choice(config, "sampler.variance", ("beta", "beta_tilde"))
-    _number(config, "sampler.clip_x0", -1e30, 1e30)
-    _positive_int(config, "sampler.num_samples")
-    steps = _positive_int(config, "sampler.num_steps", minimum=0)
+    choice(config, "sampler.variance", ("beta", "beta_tilde"))
+    number(config, "sampler.clip_x0", -1e30, 1e30)
+    positive_int(config, "sampler.num_samples")
+    steps = positive_int(config, "sampler.num_steps", minimum=0)
     if discrete and steps > process.num_timesteps:
         raise ConfigError("sampler.num_steps", steps, f"must be in [0, "
                           f"{process.num_timesteps}] (0: all diffusion.num_timesteps steps)")
@@ -249,22 +255,22 @@ def _validate_sampler(config, process, discrete: bool, label_dropout: float) -> 
         raise ConfigError("sampler.num_steps", steps, "must be >= 1 for a continuous-time "
                           "process (0, all steps, exists only for 'ddpm')")
     spacings = diffusion.SPACINGS if discrete else ("linspace", "karras", "logsnr")
-    spacing = _choice(config, "sampler.spacing", ("",) + tuple(spacings))
+    spacing = choice(config, "sampler.spacing", ("",) + tuple(spacings))
     try:
         process.timesteps(steps or process.num_timesteps, spacing or None)
     except ValueError as e:  # e.g. 'karras' asked for more distinct steps than T has
         raise ConfigError("sampler.spacing", spacing, str(e).splitlines()[0]) from None
-    eta = _number(config, "sampler.eta", 0.0, 1.0)
+    eta = number(config, "sampler.eta", 0.0, 1.0)
     if eta and method != "ddim":
         raise ConfigError("sampler.eta", eta, "is only used by sampler.method='ddim'; "
                           "must be 0")
-    w = _number(config, "sampler.guidance_weight", -1.0, 1e3)
+    w = number(config, "sampler.guidance_weight", -1.0, 1e3)
     if w != 0 and not label_dropout > 0:
         raise ConfigError("sampler.guidance_weight", w, "needs diffusion.label_dropout > 0 "
                           "(classifier-free guidance needs a model trained with null "
                           "labels); must be 0")
-    _number(config, "sampler.snr", 0.0, 1e3, lo_open=True)
-    _positive_int(config, "sampler.corrector_steps", minimum=0)
+    number(config, "sampler.snr", 0.0, 1e3, lo_open=True)
+    positive_int(config, "sampler.corrector_steps", minimum=0)
 
 
 def check_workdir(workdir: str) -> None:
@@ -294,9 +300,10 @@ def trained_example_shape(workdir: str | None):
 
 def check_data_fits(config: ml_collections.ConfigDict, example_shape,
                     num_classes: int | None = None, trained_shape=None) -> None:
-    """The data must suit the model: images for the UNet (size divisible by its
-    downsampling), points (D,) for the MLP, labels for a class-conditional model, and,
-    for a run that already exists, the shape it was trained on.
+    """The data must suit the model: labels for a class-conditional model, for a run that
+    already exists the shape it was trained on, and what the family's model needs
+    (``check_data`` of the family, e.g. images whose size the UNet's downsampling
+    divides).
 
     The config has no channel count: the network's input and output channels come from
     the data. So a channel mismatch (grayscale data for a run trained on RGB) is caught
@@ -329,6 +336,13 @@ def check_data_fits(config: ml_collections.ConfigDict, example_shape,
         if want and want != num_classes:
             raise ConfigError("model.num_classes", want, f"must be 0 or {num_classes}, the "
                               f"number of classes of data.name={config.data.name!r}")
+    from jaxgen.train import get_family
+    get_family(config.family).check_data(config, example_shape)
+
+
+def check_diffusion_data(config: ml_collections.ConfigDict, example_shape) -> None:
+    """Images (H, W, C) with a size the UNet's downsampling divides, or points (D,) for
+    the MLP."""
     if config.model.name == "mlp" and len(example_shape) != 1:
         raise ConfigError("model.name", "mlp", f"needs points (D,), but data.name="
                           f"{config.data.name!r} gives examples of shape "
