@@ -100,4 +100,6 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
                                        # experiments/train_classifier.py); '' = no FD/KID/PR
     c.eval.reference_split = ""        # '': data.eval_split
     c.eval.every = 0                   # sample quality every N training steps; 0 = never
+    c.eval.likelihood = False          # --mode=eval also reports bits/dim: the variational
+                                       # bound of a discrete DDPM (all T steps per batch)
     return c

@@ -241,7 +241,7 @@ def markdown(result: dict, unit: str = "1e-3") -> str:
     return "\n".join(out)
 
 
-def plot(result: dict, path: str, title: str, lo: float = 1e-4, hi: float = 1.0) -> None:
+def plot(result: dict, path: str, title: str, lo: float = 1e-4, hi: float = 1.0) -> str:
     """One panel per process: ED vs NFE (log-log), one line per method; values outside
     [lo, hi] are drawn at the edge (ED is unbiased, so near the floor it can be < 0)."""
     import matplotlib
@@ -294,6 +294,7 @@ def plot(result: dict, path: str, title: str, lo: float = 1e-4, hi: float = 1.0)
     fig.tight_layout(rect=(0, 0.07 if rows > 1 else 0.16, 1, 0.94))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
 
 
 # ---------------------------------------------------------------------------- images
@@ -426,11 +427,16 @@ def main(argv=None):
         with open(out, "w") as f:
             json.dump(result, f, indent=1)
         png = os.path.splitext(out)[0] + ".png"
-        plot(result, png, f"{result['dataset']} checkpoint step {result['step']}, "
-                          f"n = {result['n']}, pool {args.pool}", lo=1e-3, hi=10.0)
+        title = (f"{result['dataset']} checkpoint step {result['step']}, n = {result['n']}, "
+                 f"pool {args.pool}")
+        plot(result, png, title, lo=1e-3, hi=10.0)
+        # The run's own copy, which its report.md shows.
+        run_png = plot(result, os.path.join(args.checkpoint, "quality_vs_steps.png"), title,
+                       lo=1e-3, hi=10.0)
+        from jaxgen.train import report
         print()
         print(markdown(result))
-        print(f"\nwrote {out} and {png}")
+        print(f"\nwrote {out}, {png}, {run_png} and {report.write_report(args.checkpoint)}")
     elif not args.skip_toy:
         print("no --checkpoint given: the image (MNIST) table was not computed")
 

@@ -107,7 +107,8 @@ class Run:
     def save_samples(self, path: str, num: int, rng: jax.Array | None = None) -> str:
         """Writes a grid of ``num`` samples (default key: the run's own sample stream)."""
         rng = loop.keys(self.config.seed)["sample"] if rng is None else rng
-        return loop.write_samples(self._sample_fn, self.state.ema_params, rng, path, num)
+        return loop.write_samples(self._sample_fn, self.state.ema_params, rng, path, num,
+                                  **loop.picture_options(self.config, self.family))
 
     def evaluate(self, pipeline, num_batches: int) -> dict:
         """Mean of ``family.evaluate`` over the first ``num_batches`` batches of ``pipeline``."""

@@ -59,17 +59,29 @@ def save_png(pixels: np.ndarray, path: str) -> str:
     return path
 
 
-def scatter_image(points, size: int = 256, extent: float = 3.0, radius: int = 1) -> np.ndarray:
+def scatter_image(points, size: int = 256, extent: float = 3.0, radius: int = 1,
+                  log_density=None) -> np.ndarray:
     """Draws the first two coordinates of (N, D) points as black dots on white.
 
     The square [-extent, extent]^2 fills the picture (the toy distributions have unit
     variance per coordinate, so 3.0 shows nearly all of their mass); points outside it
-    are left out. Returns uint8 (size, size).
+    are left out. With ``log_density`` ((M, 2) -> (M,) log p, e.g. the data's exact
+    density) the background is shaded blue by that density (on a square-root scale so
+    that low-density modes stay visible), so samples can be judged against where the
+    mass truly is. Returns uint8 (size, size), or (size, size, 3) with a density.
     """
     p = np.asarray(points, np.float32)
     if p.ndim != 2 or p.shape[1] < 2:
         raise ValueError(f"points must be (N, D) with D >= 2, got shape {p.shape}")
     img = np.full((size, size), 255, np.uint8)
+    if log_density is not None:
+        centres = (np.arange(size) + 0.5) / size * 2 * extent - extent
+        gx, gy = np.meshgrid(centres, centres[::-1])  # row 0 is the top (largest y)
+        logp = np.asarray(log_density(np.stack([gx.ravel(), gy.ravel()], 1)), np.float64)
+        dens = np.exp(logp - np.max(logp[np.isfinite(logp)], initial=0.0))
+        dens = np.sqrt(np.where(np.isfinite(logp), dens, 0.0).reshape(size, size, 1))
+        blue = np.asarray([70.0, 130.0, 230.0])
+        img = np.round(255 + dens * (blue - 255)).astype(np.uint8)
     p = p[np.isfinite(p[:, :2]).all(axis=1), :2]  # a diverged sampler may give inf/nan
     p = np.clip(p, -2.0 * extent, 2.0 * extent)   # still outside, but castable to int
     pix = np.round((p + extent) / (2 * extent) * (size - 1)).astype(np.int64)
@@ -82,15 +94,16 @@ def scatter_image(points, size: int = 256, extent: float = 3.0, radius: int = 1)
     return img
 
 
-def save_samples(samples, path: str) -> str:
-    """Writes samples as PNG: a grid for images (N, H, W, C), a scatter plot for points
-    (N, D). Returns the path."""
+def save_samples(samples, path: str, *, nrow: int | None = None, log_density=None) -> str:
+    """Writes samples as PNG: a grid for images (N, H, W, C) with ``nrow`` per row (e.g.
+    the number of classes, so that each column is one class), a scatter plot for points
+    (N, D), over ``log_density`` when given (see ``scatter_image``). Returns the path."""
     x = np.asarray(samples)
     if x.ndim == 4:
-        return save_grid(x, path)
+        return save_grid(x, path, nrow)
     if x.ndim != 2:
         raise ValueError(f"samples must be images (N, H, W, C) or points (N, D), got {x.shape}")
-    return save_png(scatter_image(x), path)
+    return save_png(scatter_image(x, log_density=log_density), path)
 
 
 def read_jsonl(path: str) -> list[dict]:

@@ -39,6 +39,24 @@ def test_points_are_saved_as_a_scatter_plot(tmp_path):
         viz.save_samples(np.zeros((2, 3, 4)), str(tmp_path / "bad.png"))
 
 
+def test_scatter_over_a_density_shades_where_the_mass_is(tmp_path):
+    from jaxgen.data import log_prob, mixture_params
+
+    img = viz.scatter_image(np.zeros((0, 2)), size=101, extent=3.0,
+                            log_density=lambda x: log_prob("8gaussians", x))
+    # 8gaussians: modes on a circle; the centre of the picture has no mass, a mode does.
+    _, means, _ = mixture_params("8gaussians")
+    right = means[np.argmax(means[:, 0])]  # the mode on the +x axis
+    col = int(round((right[0] + 3) / 6 * 100 - 0.5))
+    row = 100 - int(round((right[1] + 3) / 6 * 100 - 0.5))
+    assert img.shape == (101, 101, 3)
+    assert np.all(img[50, 50] == 255) and img[row, col, 0] < 150
+    # samples are drawn on top, in black
+    img = viz.scatter_image(np.zeros((1, 2)), size=101, radius=0,
+                            log_density=lambda x: log_prob("8gaussians", x))
+    assert np.all(img[50, 50] == 0)
+
+
 def test_read_jsonl_skips_torn_lines_and_keeps_latest_record_per_step(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"step": 1, "loss": 3.0}\n{"step": 2, "loss": 2.0}\n{"step": 2, "fd": 9}\n'

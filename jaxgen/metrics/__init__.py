@@ -22,8 +22,8 @@ from jaxgen.metrics.lowdim import (ModeCoverage, mode_coverage, sliced_wasserste
                                    toy_mode_coverage, wasserstein_1d)
 from jaxgen.metrics.precision_recall import (DensityCoverage, PrecisionRecall,
                                              density_coverage, knn_radii, precision_recall)
-from jaxgen.metrics.reference import (DEFAULT_STATS_DIR, load_split_images, reference_path,
-                                      reference_stats)
+from jaxgen.metrics.reference import (DEFAULT_STATS_DIR, load_split_images,
+                                      reference_features, reference_path, reference_stats)
 
 __all__ = [
     "DEFAULT_FEATURE_DIR", "DEFAULT_STATS_DIR", "DensityCoverage", "FeatureExtractor",
@@ -32,6 +32,6 @@ __all__ = [
     "extract_features", "feature_stats", "frechet_distance", "gaussian_frechet_distance",
     "kid", "knn_radii", "load_extractor", "load_split_images", "median_distance", "mmd2_unbiased",
     "mmd_rbf", "mode_coverage", "polynomial_kernel", "precision_recall", "reference_path",
-    "reference_stats", "sliced_wasserstein", "stats_from_features", "toy_mode_coverage",
+    "reference_features", "reference_stats", "sliced_wasserstein", "stats_from_features", "toy_mode_coverage",
     "wasserstein_1d",
 ]

@@ -57,7 +57,8 @@ class KIDResult:
 
     Attributes:
       mean: mean of the per-subset unbiased MMD^2; ``float(result)`` gives it.
-      std: standard deviation (ddof=1; 0 for one subset) of the per-subset values.
+      std: standard deviation (ddof=1) of the per-subset values; NaN when there is one
+        subset, or when every subset is the whole of both sets.
       num_subsets, subset_size: how it was computed.
       count_x, count_y: sizes of the full sets the subsets were drawn from.
       description: what was compared, with counts.
@@ -80,7 +81,10 @@ def kid(x, y, *, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0,
     """Kernel Inception Distance between feature sets x and y (Binkowski et al. 2018).
 
     Each subset draws min(subset_size, len(x), len(y)) rows of x and, independently, as
-    many rows of y, without replacement, from ``np.random.default_rng(seed)``.
+    many rows of y, without replacement, from ``np.random.default_rng(seed)``. When that
+    size is the whole of both sets, every subset would be the same pair of sets: the
+    statistic is computed once and ``std`` is NaN (there is no spread to report; use a
+    subset size below the set sizes for one).
 
     Args:
       x: features (m, d), e.g. of generated samples.
@@ -102,14 +106,18 @@ def kid(x, y, *, num_subsets: int = 100, subset_size: int = 1000, seed: int = 0,
     size = min(subset_size, x.shape[0], y.shape[0])
     if size < 2:
         raise ValueError(f"need at least 2 rows in x and y, got {x.shape[0]} and {y.shape[0]}")
+    if size == x.shape[0] == y.shape[0]:
+        num_subsets = 1  # every draw would be the whole of both sets
     rng = np.random.default_rng(seed)
     values = np.empty(num_subsets)
     for s in range(num_subsets):
         xs = x[rng.choice(x.shape[0], size, replace=False)]
         ys = y[rng.choice(y.shape[0], size, replace=False)]
         values[s] = mmd2_unbiased(xs, ys)
-    std = float(values.std(ddof=1)) if num_subsets > 1 else 0.0
+    std = float(values.std(ddof=1)) if num_subsets > 1 else float("nan")
     mean = float(values.mean())
-    desc = (f"KID {mean:.6g} +- {std:.2g} (std over {num_subsets} subsets of {size}) between "
+    spread = (f"+- {std:.2g} (std over {num_subsets} subsets of {size})" if num_subsets > 1
+              else f"(one subset of {size})")
+    desc = (f"KID {mean:.6g} {spread} between "
             f"n={x.shape[0]} {label_x} and n={y.shape[0]} {label_y}")
     return KIDResult(mean, std, num_subsets, size, x.shape[0], y.shape[0], desc)

@@ -24,7 +24,8 @@ import numpy as np
 from jaxgen.metrics.features import FeatureExtractor, feature_stats
 from jaxgen.metrics.frechet import FeatureStats
 
-__all__ = ["DEFAULT_STATS_DIR", "reference_stats", "reference_path", "load_split_images"]
+__all__ = ["DEFAULT_STATS_DIR", "reference_stats", "reference_features", "reference_path",
+           "load_split_images"]
 
 DEFAULT_STATS_DIR = os.path.join("runs", "reference_stats")
 _LOAD_CHUNK = 2048
@@ -37,12 +38,14 @@ def _slug(text: str) -> str:
 
 
 def reference_path(dataset: str, split: str, extractor: FeatureExtractor, count: int,
-                   cache_dir: str = DEFAULT_STATS_DIR) -> str:
-    """The cache file for (dataset, split, extractor, count)."""
+                   cache_dir: str = DEFAULT_STATS_DIR, kind: str = "stats") -> str:
+    """The cache file for (dataset, split, extractor, count): its statistics
+    (``kind='stats'``) or its per-image features (``kind='features'``)."""
     key = json.dumps([dataset, split, extractor.hash, int(count)])
     key8 = hashlib.sha256(key.encode()).hexdigest()[:8]
+    suffix = "" if kind == "stats" else f"-{kind}"
     name = (f"{_slug(dataset)}-{_slug(split)}-{extractor.name}-{extractor.hash[:16]}"
-            f"-n{int(count)}-{key8}.npz")
+            f"-n{int(count)}-{key8}{suffix}.npz")
     return os.path.join(cache_dir, name)
 
 
@@ -132,3 +135,62 @@ def reference_stats(dataset: str, split: str, extractor: FeatureExtractor, *,
     stats.save(path)
     log.info("reference stats computed and saved to %s", path)
     return stats
+
+
+def _features_metadata(dataset, split, extractor, features) -> dict:
+    return {"dataset": dataset, "split": split, "extractor": extractor.identifier,
+            "count": int(features.shape[0]), "dim": int(features.shape[1]),
+            "checksum": hashlib.sha256(np.ascontiguousarray(features, np.float32)
+                                       .tobytes()).hexdigest()}
+
+
+def _load_features(path: str, want: dict) -> Optional[np.ndarray]:
+    """The cached features at ``path`` if they are exactly the ones ``want`` describes."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta, features = json.loads(str(z["metadata"])), z["features"]
+    except Exception as e:  # noqa: BLE001 - a damaged file is recomputed, whatever broke
+        log.warning("reference features cache %s is unreadable (%s); recomputing", path, e)
+        return None
+    extractor = want["extractor"]
+    expected = _features_metadata(want["dataset"], want["split"], extractor, features)
+    if meta != expected or features.shape != (want["count"], extractor.feature_dim):
+        log.warning("reference features cache %s does not match (%s); recomputing", path,
+                    meta)
+        return None
+    return features
+
+
+def reference_features(dataset: str, split: str, extractor: FeatureExtractor, count: int, *,
+                       data_dir=None, cache_dir: str = DEFAULT_STATS_DIR,
+                       batch_size: int = 256, mesh=None) -> np.ndarray:
+    """Compute-or-load the features of the first ``count`` images of a split.
+
+    KID and precision/recall compare samples with individual reference features (FD
+    needs only their statistics, see ``reference_stats``). They are cached beside the
+    statistics, keyed and verified the same way (dataset, split, extractor hash, count
+    and a checksum of the array), so periodic evaluation extracts them once per run.
+
+    Returns:
+      float32 features (min(count, len(split)), D), in dataset order.
+    """
+    from jaxgen.metrics.features import extract_features
+
+    source = _open_source(dataset, split, data_dir)
+    count = min(int(count), len(source))
+    path = reference_path(dataset, split, extractor, count, cache_dir, kind="features")
+    want = {"dataset": dataset, "split": split, "extractor": extractor, "count": count}
+    if os.path.exists(path):
+        features = _load_features(path, want)
+        if features is not None:
+            return features
+    images, _ = load_split_images(dataset, split, data_dir, max_samples=count)
+    features = np.asarray(extract_features(extractor, images, batch_size=batch_size,
+                                           mesh=mesh), np.float32)
+    meta = _features_metadata(dataset, split, extractor, features)
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        np.savez(f, features=features, metadata=np.array(json.dumps(meta, sort_keys=True)))
+    os.replace(tmp, path)
+    return features

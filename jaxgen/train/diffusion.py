@@ -29,6 +29,7 @@ TIME_FEATURE_SCALE = 1000.0
 # Stream folded into the step key for label dropout: the loss keeps the two-way split of
 # the key it has always used, so unconditional runs see the same randomness as before.
 _LABEL_DROPOUT_STREAM = 0x1ABE1
+_LIKELIHOOD_STREAM = 0xB0D
 
 
 def make_process(d: ml_collections.ConfigDict):
@@ -193,5 +194,24 @@ class DiffusionFamily:
         return diffusion.sample(model_fn, self.process, x_T, k_sample, **self.sampler_kwargs())
 
     def evaluate(self, params, batch, rng):
-        """Mean denoising loss of ``params`` on ``batch`` (fixed rng -> comparable)."""
-        return {"loss": self.loss(params, batch, rng)}
+        """Mean denoising loss of ``params`` on ``batch`` (fixed rng -> comparable).
+
+        With ``eval.likelihood`` (discrete DDPM only) also the variational bound on the
+        negative log-likelihood in bits/dim (Ho et al. 2020, Eq. 5 and Table 2) with the
+        sampler's reverse variance and, for images, the discretized Gaussian decoder (a
+        bound on the 8-bit likelihood); for points (D,) a Gaussian decoder (a bound on a
+        density, which can be negative): ``bpd`` and its
+        parts ``bpd_prior`` (L_T), ``bpd_diffusion`` (sum of L_{t-1}) and ``bpd_decoder``
+        (L_0). A class-conditional model gives the bound of p(x | label).
+        """
+        out = {"loss": self.loss(params, batch, rng)}
+        if self.config.eval.likelihood:
+            labels = batch["label"] if self.num_classes else None
+            bound = diffusion.variational_bound(
+                self.model_fn(params, labels), self.process, batch["x"],
+                jax.random.fold_in(rng, _LIKELIHOOD_STREAM), prediction=self.prediction,
+                variance=self.config.sampler.variance,
+                decoder="discretized" if len(self.data_shape) == 3 else "gaussian")
+            out.update({"bpd" if k == "total" else f"bpd_{k}": jnp.mean(v)
+                        for k, v in bound.items() if k != "terms"})
+        return out

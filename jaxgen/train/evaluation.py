@@ -6,7 +6,8 @@ identifier (``name@hash``). Two numbers are comparable exactly when those agree.
 
 * Images: FD (against reference statistics of the whole reference split, cached in
   ``workdir/reference_stats``), KID, precision/recall and density/coverage (against the
-  first ``eval.num_samples`` reference images), all on the features of
+  features of the first ``eval.num_samples`` reference images, cached there too), all on
+  the features of
   ``eval.feature_net`` (a ``jaxgen.metrics.FeatureExtractor`` file, e.g. from
   ``experiments/train_classifier.py``). Without a feature net there are no image metrics.
 * Points (toy data): energy distance and sliced Wasserstein distance to as many reference
@@ -83,14 +84,17 @@ def _image_quality(config, samples: np.ndarray, reference_split: str, workdir: s
         cache_dir=os.path.join(workdir, REFERENCE_DIR), mesh=mesh)
     fake = metrics.extract_features(extractor, samples, mesh=mesh)
     fake_stats = metrics.stats_from_features(fake, extractor.identifier, "samples", "generated")
-    real_images, _ = metrics.load_split_images(config.data.name, reference_split,
-                                               config.data.data_dir, max_samples=len(samples))
-    real = metrics.extract_features(extractor, real_images, mesh=mesh)
+    real = metrics.reference_features(
+        config.data.name, reference_split, extractor, len(samples),
+        data_dir=config.data.data_dir, cache_dir=os.path.join(workdir, REFERENCE_DIR), mesh=mesh)
     fd = metrics.frechet_distance(fake_stats, ref_stats)
-    kid = metrics.kid(fake, real, subset_size=min(1000, len(fake), len(real)))
+    # Subsets of half the sets (at most the usual 1000): subsets as large as the sets would
+    # all be the same, and give no spread.
+    kid = metrics.kid(fake, real, subset_size=max(2, min(1000, len(fake) // 2, len(real) // 2)))
     pr = metrics.precision_recall(real, fake)
     dc = metrics.density_coverage(real, fake)
     return {"fd": float(fd), "kid": float(kid.mean), "kid_std": float(kid.std),
+            "kid_subset_size": int(kid.subset_size),
             "precision": float(pr.precision), "recall": float(pr.recall),
             "density": float(dc.density), "coverage": float(dc.coverage),
             "feature_net": extractor.identifier, "fd_reference_count": int(ref_stats.count),

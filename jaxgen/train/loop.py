@@ -17,6 +17,7 @@ read are passed over (see ``checkpoint``).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -141,11 +142,24 @@ def sampler(family):
     return jax.jit(family.sample, static_argnums=2)
 
 
-def write_samples(sample_fn, params, rng, path: str, num: int) -> str:
-    """Samples on every process (the arrays may span hosts); process 0 writes the PNG."""
+def picture_options(config: ml_collections.ConfigDict, family) -> dict:
+    """How a run's samples are drawn (``viz.save_samples`` keywords): a class-conditional
+    family's grid has one column per class (its samples cycle through the labels); toy
+    points with a known density are drawn over it."""
+    options = {"nrow": getattr(family, "num_classes", 0) or None}
+    name = config.data.name
+    toy = name[len(data.TOY_PREFIX):] if name.startswith(data.TOY_PREFIX) else None
+    if toy in data.HAS_LOG_PROB:
+        options["log_density"] = functools.partial(data.log_prob, toy)
+    return options
+
+
+def write_samples(sample_fn, params, rng, path: str, num: int, **options) -> str:
+    """Samples on every process (the arrays may span hosts); process 0 writes the PNG
+    (``options``: see ``picture_options``)."""
     images = sample_fn(params, rng, num)
     if jax.process_index() == 0:
-        viz.save_samples(np.asarray(images.addressable_data(0)), path)
+        viz.save_samples(np.asarray(images.addressable_data(0)), path, **options)
     return path
 
 
@@ -247,6 +261,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
     train_key, sample_key = keys(config.seed)["train"], keys(config.seed)["sample"]
     eval_key = keys(config.seed)["eval"]
     sample_fn = sampler(family)
+    pictures = picture_options(config, family)
     writer = MetricWriter(workdir)
     bar = tqdm(total=tcfg.num_steps, initial=start, disable=quiet or jax.process_index() != 0,
                desc=f"{config.family}", dynamic_ncols=True)
@@ -303,7 +318,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
             if tcfg.sample_every and done % tcfg.sample_every == 0 and done != tcfg.num_steps:
                 write_samples(sample_fn, state.ema_params, sample_key,
                               os.path.join(workdir, "samples", f"step_{done:07d}.png"),
-                              config.sampler.num_samples)
+                              config.sampler.num_samples, **pictures)
     finally:
         stop.restore()
         batches.close()
@@ -312,7 +327,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
         mngr.wait_until_finished()
         mngr.close()
     path = write_samples(sample_fn, state.ema_params, sample_key,
-                         os.path.join(workdir, "samples.png"), config.sampler.num_samples)
+                         os.path.join(workdir, "samples.png"), config.sampler.num_samples,
+                         **pictures)
     if jax.process_index() == 0:
         report_path = report.write_report(workdir)
         if not quiet:

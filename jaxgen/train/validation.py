@@ -221,6 +221,13 @@ def _validate_diffusion(config) -> None:
         raise ConfigError("diffusion.time_shift", shift, "must be 1 with diffusion."
                           "time_sampler='log_normal' (the shift acts on 'uniform' and "
                           "'logit_normal' times)")
+    likelihood = get_field(config, "eval.likelihood")
+    if not isinstance(likelihood, bool):
+        raise ConfigError("eval.likelihood", likelihood, "must be True or False")
+    if likelihood and not discrete:
+        raise ConfigError("eval.likelihood", likelihood, f"needs diffusion.process='ddpm' "
+                          f"(the variational bound is of a discrete DDPM); "
+                          f"diffusion.process={name!r} has none here")
     precondition = choice(config, "diffusion.precondition", PRECONDITIONS)
     if precondition == "edm":
         if prediction != "x0":

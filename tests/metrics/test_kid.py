@@ -62,6 +62,19 @@ def test_kid_is_positive_for_different_distributions_and_reports_counts():
         x, y, num_subsets=3, subset_size=50).mean
 
 
+def test_kid_of_whole_sets_is_one_statistic_with_no_spread():
+    # Subsets as large as both sets are all the same pair: one U-statistic, std NaN (not
+    # a misleading 0), and the mean is that statistic.
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((300, 4)), rng.standard_normal((300, 4)) + 0.5
+    r = kid(x, y, num_subsets=50, subset_size=1000)
+    assert r.num_subsets == 1 and r.subset_size == 300 and np.isnan(r.std)
+    assert r.mean == pytest.approx(mmd2_unbiased(x, y))
+    assert "one subset of 300" in r.description
+    # A subset smaller than the sets gives a spread again.
+    assert kid(x, y, num_subsets=10, subset_size=150).std > 0
+
+
 def test_kid_rejects_bad_shapes():
     with pytest.raises(ValueError, match="one d"):
         kid(np.zeros((5, 2)), np.zeros((5, 3)))

@@ -76,3 +76,32 @@ def test_wrong_image_shape_is_an_error(tmp_path):
                                  input_shape=(28, 28, 1))
     with pytest.raises(ValueError, match="takes"):
         reference_stats("digits", "test", ext28, cache_dir=str(tmp_path))
+
+
+def test_reference_features_are_cached_verified_and_equal_fresh_extraction(tmp_path,
+                                                                            monkeypatch,
+                                                                            extractor):
+    from jaxgen.metrics import extract_features, load_split_images, reference_features
+
+    calls = []
+    real = reference_lib.load_split_images
+    monkeypatch.setattr(reference_lib, "load_split_images",
+                        lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    a = reference_features("digits", "test", extractor, 150, cache_dir=str(tmp_path))
+    b = reference_features("digits", "test", extractor, 150, cache_dir=str(tmp_path))
+    assert calls == ["test"] and a.shape == (150, extractor.feature_dim)
+    np.testing.assert_array_equal(a, b)
+    images, _ = load_split_images("digits", "test", max_samples=150)
+    np.testing.assert_allclose(a, extract_features(extractor, images), rtol=1e-6, atol=1e-6)
+    # An edited array no longer matches its checksum: recomputed, not trusted.
+    path = reference_lib.reference_path("digits", "test", extractor, 150, str(tmp_path),
+                                        kind="features")
+    with np.load(path) as z:
+        meta = z["metadata"]
+    np.savez(path, features=a + 1.0, metadata=meta)
+    c = reference_features("digits", "test", extractor, 150, cache_dir=str(tmp_path))
+    assert len(calls) == 2
+    np.testing.assert_array_equal(c, a)
+    # More than the split holds: all of it, and the count says so.
+    assert reference_features("digits", "test", extractor, 10_000,
+                              cache_dir=str(tmp_path)).shape[0] == 176

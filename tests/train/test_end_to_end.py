@@ -97,10 +97,14 @@ def test_cli_trains_then_samples_and_evaluates(tmp_path):
     r = run_cli([f"--workdir={workdir}", "--mode=sample", "--num_samples=9"])
     assert r.returncode == 0, r.stderr[-3000:]
     assert os.path.exists(os.path.join(workdir, "samples.png"))
-    r = run_cli(["--config=configs/ddpm_digits.py:smoke", f"--workdir={workdir}", "--mode=eval"])
+    r = run_cli(["--config=configs/ddpm_digits.py:smoke", f"--workdir={workdir}", "--mode=eval",
+                 "--config.eval.likelihood=True"])
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads(open(os.path.join(workdir, "eval.json")).read())
     assert metrics["step"] == 4 and np.isfinite(metrics["loss"]) and metrics["loss"] > 0
+    # The bound of a discrete (8-bit) likelihood is positive and is the sum of its parts.
+    parts = metrics["bpd_prior"] + metrics["bpd_diffusion"] + metrics["bpd_decoder"]
+    assert metrics["bpd"] > 0 and metrics["bpd"] == pytest.approx(parts, rel=1e-5)
 
 
 def test_load_returns_a_sampler(tmp_path):

@@ -96,8 +96,11 @@ def test_image_quality_states_its_reference_and_grows_with_noise(tmp_path, digit
     assert noisy["fd"] > 2 * clean["fd"] > 0
     assert noisy["kid"] > clean["kid"]
     assert all(0 <= clean[k] <= 1 for k in ("precision", "recall", "coverage"))
-    cached = os.listdir(tmp_path / evaluation.REFERENCE_DIR)
-    assert len(cached) == 1 and "digits-test-classifier-digits-test" in cached[0]
+    assert clean["kid_subset_size"] == 75 and clean["kid_std"] > 0  # half the sets
+    cached = sorted(os.listdir(tmp_path / evaluation.REFERENCE_DIR))
+    assert len(cached) == 2 and all("digits-test-classifier-digits-test" in c for c in cached)
+    assert sum(c.endswith("-n150-" + c.split("-n150-")[-1]) and c.endswith("-features.npz")
+               for c in cached) == 1  # the KID/PR reference features of 150 images, reused
 
 
 def test_image_quality_needs_a_feature_net(tmp_path):
