@@ -96,8 +96,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.eval = config_dict.ConfigDict()
     c.eval.num_samples = 1000          # samples per sample-quality evaluation; 0 disables it
     c.eval.batch_size = 250            # samples per sampler call
-    c.eval.feature_net = ""            # images: a FeatureExtractor file (e.g. from
-                                       # experiments/train_classifier.py); '' = no FD/KID/PR
+    c.eval.feature_net = ""            # images: a FeatureExtractor file (experiments/train_
+                                       # classifier.py) or InceptionV3 .npz; '' = no FD/KID/PR
     c.eval.reference_split = ""        # '': data.eval_split
     c.eval.every = 0                   # sample quality every N training steps; 0 = never
     c.eval.likelihood = False          # --mode=eval also reports bits/dim: the variational

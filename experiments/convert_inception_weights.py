@@ -16,8 +16,9 @@ is printed: the features' ``sha256`` attribute is that of the .npz.
 
 Then, in Python::
 
-  from jaxgen.nets.inception_weights import inception_feature_fn
-  features = inception_feature_fn("inception_fid.npz")   # images in [-1, 1] -> (N, 2048)
+  from jaxgen import metrics
+  ext = metrics.inception_extractor("inception_fid.npz", input_shape=(32, 32, 3))
+  features = metrics.extract_features(ext, images)   # images in [-1, 1] -> (N, 2048)
 """
 
 import argparse

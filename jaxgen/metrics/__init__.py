@@ -11,9 +11,9 @@
 """
 
 from jaxgen.metrics.distances import energy_distance, median_distance, mmd_rbf
-from jaxgen.metrics.features import (DEFAULT_FEATURE_DIR, FeatureExtractor,
+from jaxgen.metrics.features import (DEFAULT_FEATURE_DIR, INCEPTION_NAME, FeatureExtractor,
                                      classifier_extractor, extract_features, feature_stats,
-                                     load_extractor)
+                                     inception_extractor, load_extractor)
 from jaxgen.metrics.frechet import (FeatureStats, FrechetResult, StatsAccumulator,
                                     frechet_distance, gaussian_frechet_distance,
                                     stats_from_features)
@@ -27,11 +27,12 @@ from jaxgen.metrics.reference import (DEFAULT_STATS_DIR, load_split_images,
 
 __all__ = [
     "DEFAULT_FEATURE_DIR", "DEFAULT_STATS_DIR", "DensityCoverage", "FeatureExtractor",
+    "INCEPTION_NAME", "inception_extractor",
     "FeatureStats", "FrechetResult", "KIDResult", "ModeCoverage", "PrecisionRecall",
     "StatsAccumulator", "classifier_extractor", "density_coverage", "energy_distance",
     "extract_features", "feature_stats", "frechet_distance", "gaussian_frechet_distance",
     "kid", "knn_radii", "load_extractor", "load_split_images", "median_distance", "mmd2_unbiased",
     "mmd_rbf", "mode_coverage", "polynomial_kernel", "precision_recall", "reference_path",
-    "reference_features", "reference_stats", "sliced_wasserstein", "stats_from_features", "toy_mode_coverage",
-    "wasserstein_1d",
+    "reference_features", "reference_stats", "sliced_wasserstein", "stats_from_features",
+    "toy_mode_coverage", "wasserstein_1d",
 ]

@@ -27,8 +27,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxgen.metrics.frechet import FeatureStats, StatsAccumulator
 
-__all__ = ["FeatureExtractor", "classifier_extractor", "load_extractor", "extract_features",
-           "feature_stats", "DEFAULT_FEATURE_DIR"]
+__all__ = ["FeatureExtractor", "classifier_extractor", "inception_extractor", "load_extractor",
+           "extract_features", "feature_stats", "DEFAULT_FEATURE_DIR", "INCEPTION_NAME"]
 
 DEFAULT_FEATURE_DIR = os.path.join("runs", "feature_nets")
 _FORMAT = 1
@@ -153,18 +153,59 @@ def classifier_extractor(params, *, name: str, input_shape: Sequence[int],
                             kind="classifier", config=config)
 
 
-def load_extractor(path: str, apply_fn: Optional[Callable] = None) -> FeatureExtractor:
-    """Loads an extractor written by ``FeatureExtractor.save`` and verifies its hash.
+INCEPTION_NAME = "inception-v3-pool3"
+
+
+def _inception_apply(config: dict) -> Callable:
+    from jaxgen.nets.inception import apply_inception  # flax, only needed here
+
+    def apply_fn(params, images):
+        return apply_inception(params, images)
+
+    return apply_fn
+
+
+def inception_extractor(weights_path: str, input_shape: Sequence[int]) -> FeatureExtractor:
+    """The pool3 features (2048) of the FID InceptionV3 (``jaxgen.nets.inception``) for
+    images of ``input_shape`` (H, W, 1 or 3; resized to 299x299 inside).
 
     Args:
-      path: the .msgpack file.
-      apply_fn: needed for kind 'custom' (its code is not stored); 'classifier'
-        extractors rebuild theirs from the stored config.
+      weights_path: the ``.npz`` written by ``experiments/convert_inception_weights.py``
+        (format: ``jaxgen.nets.inception_weights``).
+      input_shape: (H, W, C) of the dataset; part of the hash, like every extractor's.
+
+    Returns:
+      A FeatureExtractor named ``INCEPTION_NAME`` whose hash covers the weights (and
+      whose config records the sha256 of the ``.npz`` they came from).
+    """
+    from jaxgen.nets.inception_weights import file_sha256, load_inception_variables
+
+    variables = load_inception_variables(weights_path)
+    config = {"weights_sha256": file_sha256(weights_path), "features": "pool3",
+              "resize": "bilinear 299x299, align_corners=False"}
+    return FeatureExtractor(INCEPTION_NAME, _inception_apply(config), variables,
+                            input_shape=input_shape, kind="inception", config=config)
+
+
+def load_extractor(path: str, apply_fn: Optional[Callable] = None,
+                   input_shape: Optional[Sequence[int]] = None) -> FeatureExtractor:
+    """Loads an extractor written by ``FeatureExtractor.save`` and verifies its hash, or
+    builds the FID InceptionV3 extractor from its ``.npz`` weights.
+
+    Args:
+      path: the .msgpack file, or an InceptionV3 ``.npz`` (see ``inception_extractor``).
+      apply_fn: needed for kind 'custom' (its code is not stored); 'classifier' and
+        'inception' extractors rebuild theirs from the stored config.
+      input_shape: (H, W, C) of the images, needed for an ``.npz``.
 
     Raises:
       ValueError: the file is corrupted (its content does not hash to the 16 hex
         digits in its name) or is not an extractor file.
     """
+    if path.endswith(".npz"):
+        if input_shape is None:
+            raise ValueError(f"{path}: InceptionV3 weights need the images' input_shape")
+        return inception_extractor(path, input_shape)
     with open(path, "rb") as f:
         data = f.read()
     digest = hashlib.sha256(data).hexdigest()
@@ -182,6 +223,8 @@ def load_extractor(path: str, apply_fn: Optional[Callable] = None) -> FeatureExt
         raise ValueError(f"{path}: not a feature extractor file ({e})") from None
     if kind == "classifier":
         apply_fn = _classifier_apply(config)
+    elif kind == "inception":
+        apply_fn = _inception_apply(config)
     elif apply_fn is None:
         raise ValueError(f"{path}: extractor kind {kind!r} needs its apply_fn passed in")
     ext = FeatureExtractor(payload["name"], apply_fn, payload["params"],

@@ -1,5 +1,6 @@
-"""Weights for the FID InceptionV3 (``jaxgen.nets.inception``): the file format, a
-checked loader, and the loaded network as a batched feature map.
+"""Weights for the FID InceptionV3 (``jaxgen.nets.inception``): the file format and a
+checked loader. ``jaxgen.metrics.inception_extractor`` turns the loaded network into a
+hashed, sharded feature extractor.
 
 Weights cannot be shipped here. ``experiments/convert_inception_weights.py`` turns
 pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (``FID_WEIGHTS_URL``) into the
@@ -25,11 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax.traverse_util import flatten_dict, unflatten_dict
 
-from jaxgen.nets.inception import (FID_WEIGHTS_URL, INPUT_SIZE, POOL_DIM, InceptionV3,
-                                   check_images, apply_inception)
+from jaxgen.nets.inception import FID_WEIGHTS_URL, INPUT_SIZE, InceptionV3
 
-__all__ = ["InceptionFeatures", "expected_state_dict_shapes", "file_sha256",
-           "inception_feature_fn", "load_inception_variables", "variables_from_state_dict"]
+__all__ = ["expected_state_dict_shapes", "file_sha256", "load_inception_variables",
+           "variables_from_state_dict"]
 
 # (collection, Flax leaf name) -> suffix of the PyTorch state_dict key.
 _TORCH_LEAF = {("params", "kernel"): "weight", ("params", "scale"): "weight",
@@ -163,70 +163,3 @@ def file_sha256(path: Union[str, os.PathLike]) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-class InceptionFeatures:
-    """FID feature extractor: callable images (N, H, W, C) in [-1, 1] -> (N, 2048) numpy.
-
-    Images are processed in batches of ``batch_size`` (the last one zero-padded), so the
-    network compiles once for any N and image size.
-
-    Attributes:
-        name: ``'fid_inception_v3_pool3'``, the feature space.
-        sha256: hex SHA-256 of the weights file; statistics computed with different
-            weights must not be compared.
-        dim: 2048.
-        batch_size: images per compiled call.
-        variables: the loaded Flax variables.
-    """
-
-    name = "fid_inception_v3_pool3"
-    dim = POOL_DIM
-
-    def __init__(self, weights_path: Union[str, os.PathLike], batch_size: int = 50):
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.weights_path = os.fspath(weights_path)
-        self.variables = load_inception_variables(self.weights_path)
-        self.sha256 = file_sha256(self.weights_path)
-        self.batch_size = int(batch_size)
-
-    def __call__(self, images) -> np.ndarray:
-        """Pool3 features.
-
-        Args:
-            images: (N, H, W, C) float in [-1, 1], C = 1 or 3; numpy or JAX.
-
-        Returns:
-            (N, 2048) float32 numpy array.
-        """
-        if not hasattr(images, "shape"):
-            images = np.asarray(images)
-        check_images(images)
-        b = self.batch_size
-        out = []
-        for start in range(0, images.shape[0], b):
-            xb = jnp.asarray(images[start:start + b])
-            k = xb.shape[0]
-            if k < b:
-                xb = jnp.concatenate([xb, jnp.zeros((b - k,) + xb.shape[1:], xb.dtype)])
-            out.append(np.asarray(apply_inception(self.variables, xb))[:k])
-        return np.concatenate(out) if out else np.zeros((0, POOL_DIM), np.float32)
-
-    def __repr__(self):
-        return (f"InceptionFeatures(name={self.name!r}, weights={self.weights_path!r}, "
-                f"sha256={self.sha256[:12]}..., batch_size={self.batch_size})")
-
-
-def inception_feature_fn(weights_path: Union[str, os.PathLike],
-                         batch_size: int = 50) -> InceptionFeatures:
-    """``apply(images) -> (N, 2048)`` pool3 features, with ``.name`` and ``.sha256``.
-
-    Args:
-        weights_path: the ``.npz`` from ``experiments/convert_inception_weights.py``.
-        batch_size: images per compiled call (pytorch-fid's default is 50).
-
-    Returns:
-        An ``InceptionFeatures``.
-    """
-    return InceptionFeatures(weights_path, batch_size=batch_size)

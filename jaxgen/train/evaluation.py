@@ -7,9 +7,9 @@ identifier (``name@hash``). Two numbers are comparable exactly when those agree.
 * Images: FD (against reference statistics of the whole reference split, cached in
   ``workdir/reference_stats``), KID, precision/recall and density/coverage (against the
   features of the first ``eval.num_samples`` reference images, cached there too), all on
-  the features of
-  ``eval.feature_net`` (a ``jaxgen.metrics.FeatureExtractor`` file, e.g. from
-  ``experiments/train_classifier.py``). Without a feature net there are no image metrics.
+  the features of ``eval.feature_net``: a ``jaxgen.metrics.FeatureExtractor`` file (e.g.
+  from ``experiments/train_classifier.py``) or the FID InceptionV3 ``.npz`` weights (see
+  ``metrics.inception_extractor``). Without a feature net there are no image metrics.
 * Points (toy data): energy distance and sliced Wasserstein distance to as many reference
   points, and mode coverage where the distribution is a known mixture.
 
@@ -78,7 +78,8 @@ def _toy_quality(config, samples: np.ndarray) -> dict:
 
 def _image_quality(config, samples: np.ndarray, reference_split: str, workdir: str,
                    mesh) -> dict:
-    extractor = metrics.load_extractor(config.eval.feature_net)
+    extractor = metrics.load_extractor(config.eval.feature_net,
+                                       input_shape=samples.shape[1:])
     ref_stats = metrics.reference_stats(
         config.data.name, reference_split, extractor, data_dir=config.data.data_dir,
         cache_dir=os.path.join(workdir, REFERENCE_DIR), mesh=mesh)

@@ -109,7 +109,8 @@ def _validate_eval(config) -> None:
     path = get_field(config, "eval.feature_net")
     if path and not os.path.isfile(path):
         raise ConfigError("eval.feature_net", path, "must be a feature extractor file (train "
-                          "one with experiments/train_classifier.py) or '' for none")
+                          "one with experiments/train_classifier.py), the InceptionV3 .npz "
+                          "weights, or '' for none")
 
 
 def validate_diffusion_config(config) -> None:

@@ -18,8 +18,8 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 
 from jaxgen.nets import inception as inc
 from jaxgen.nets.inception import InceptionV3, apply_inception, preprocess
-from jaxgen.nets.inception_weights import (InceptionFeatures, expected_state_dict_shapes,
-                                           inception_feature_fn, load_inception_variables,
+from jaxgen.metrics import INCEPTION_NAME, extract_features, inception_extractor, load_extractor
+from jaxgen.nets.inception_weights import (expected_state_dict_shapes, load_inception_variables,
                                            variables_from_state_dict)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -163,25 +163,40 @@ def test_loading_round_trip_gives_identical_variables_and_outputs(weights):
     want = np.asarray(apply_inception(weights["without_fc"], x))
     assert want.shape == (2, 2048) and np.isfinite(want).all() and want.std() > 0
     np.testing.assert_array_equal(np.asarray(apply_inception(loaded, x)), want)
-    features = inception_feature_fn(weights["path"], batch_size=2)
-    np.testing.assert_array_equal(features(x), want)
-    assert features.name == "fid_inception_v3_pool3" and features.dim == 2048
-    assert features.sha256 == hashlib.sha256(weights["path"].read_bytes()).hexdigest()
+    ext = inception_extractor(str(weights["path"]), (40, 48, 3))
+    np.testing.assert_allclose(extract_features(ext, x, batch_size=2), want, rtol=1e-6,
+                               atol=1e-6)
+    assert ext.name == INCEPTION_NAME and ext.feature_dim == 2048
+    sha = hashlib.sha256(weights["path"].read_bytes()).hexdigest()
+    assert ext.config["weights_sha256"] == sha
+    # eval.feature_net may name the .npz itself: the same extractor, the same hash.
+    assert load_extractor(str(weights["path"]), input_shape=(40, 48, 3)).hash == ext.hash
+    with pytest.raises(ValueError, match="input_shape"):
+        load_extractor(str(weights["path"]))
 
 
-def test_feature_shapes_grayscale_and_batching(weights):
-    features = InceptionFeatures(weights["path"], batch_size=2)
+def test_feature_shapes_grayscale_and_batching(weights, tmp_path):
+    gray_ext = inception_extractor(str(weights["path"]), (28, 28, 1))
+    rgb_ext = inception_extractor(str(weights["path"]), (28, 28, 3))
+    assert gray_ext.hash != rgb_ext.hash  # the input shape is part of the identity
+
+    def features(ext, images):
+        return extract_features(ext, images, batch_size=2)
+
     gray = _images((3, 28, 28, 1), seed=4)   # 3 images: two batches, the last one padded
-    rgb = _images((2, 33, 45, 3), seed=5)
-    f_gray = features(gray)
+    f_gray = features(gray_ext, gray)
     assert f_gray.shape == (3, 2048) and f_gray.dtype == np.float32
-    assert features(rgb).shape == (2, 2048)
-    np.testing.assert_allclose(features(np.repeat(gray, 3, axis=-1)), f_gray, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(features(rgb_ext, np.repeat(gray, 3, axis=-1)), f_gray,
+                               rtol=1e-6, atol=1e-6)
     # Padding the last batch must not change the features of the images in it.
-    np.testing.assert_allclose(features(gray[2:]), f_gray[2:], rtol=1e-6, atol=1e-6)
-    assert features(gray[:0]).shape == (0, 2048)
+    np.testing.assert_allclose(features(gray_ext, gray[2:]), f_gray[2:], rtol=1e-6, atol=1e-6)
+    assert features(gray_ext, gray[:0]).shape == (0, 2048)
     # Different images give different features (the network is not constant).
     assert np.abs(f_gray[0] - f_gray[1]).max() > 1e-3 * np.abs(f_gray).max()
+    # Saved and loaded like any extractor, apply function rebuilt from its kind.
+    loaded = load_extractor(gray_ext.save(str(tmp_path)))
+    assert loaded.hash == gray_ext.hash
+    np.testing.assert_array_equal(features(loaded, gray), f_gray)
 
 
 def test_logits_are_the_fc_layer_of_the_pool_features(weights):
@@ -236,8 +251,6 @@ def test_input_checks(weights):
         preprocess(jnp.zeros((2, 8, 8, 3), jnp.uint8))
     with pytest.raises(ValueError, match="299, 299, 3"):
         InceptionV3(resize_input=False).apply(weights["without_fc"], jnp.zeros((1, 64, 64, 3)))
-    with pytest.raises(ValueError, match="batch_size"):
-        InceptionFeatures(weights["path"], batch_size=0)
 
 
 def _torch_reference(state, images):
