@@ -99,6 +99,9 @@ def parse_args(argv=None):
                      help="also draw the DDPM reference at this many steps (e.g. 1000)")
     img.add_argument("--image-batch", type=int, default=250)
     img.add_argument("--pool", type=int, default=2, help="average-pool factor before the ED")
+    img.add_argument("--feature-net", default=None,
+                     help="also the FD of each cell on these features (a FeatureExtractor "
+                          "file, e.g. the MNIST classifier) against the whole held-out split")
     return ap.parse_args(argv)
 
 
@@ -241,6 +244,43 @@ def markdown(result: dict, unit: str = "1e-3") -> str:
     return "\n".join(out)
 
 
+def markdown_fd(result: dict) -> str:
+    """FD (lower is better) per method and NFE, for an image sweep with --feature-net."""
+    nfes = result["nfe_targets"]
+    out = [f"FD on {result['fd_features']} features vs target NFE (n = {result['n']} samples "
+           f"against all of {result['dataset']} {result['split']}).", "",
+           "| method | " + " | ".join(str(k) for k in nfes) + " |",
+           "| --- | " + " | ".join("---:" for _ in nfes) + " |"]
+    for method in result["methods"]:
+        rows = {r["target_nfe"]: r for r in result["panels"][0]["rows"]
+                if r["method"] == method and "fd" in r}
+        if rows:
+            out.append(f"| {method} | " + " | ".join(f"{rows[k]['fd']:.1f}" if k in rows else ""
+                                                     for k in nfes) + " |")
+    return "\n".join(out)
+
+
+def plot_fd(result: dict, path: str, title: str) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method in result["methods"]:
+        rows = sorted((r["nfe"], r["fd"]) for r in result["panels"][0]["rows"]
+                      if r["method"] == method and "fd" in r)
+        if rows:
+            ax.loglog(*zip(*rows), "o-", label=method)
+    ax.set_xlabel("model evaluations (NFE)")
+    ax.set_ylabel(f"FD ({result['fd_features']})")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot(result: dict, path: str, title: str, lo: float = 1e-4, hi: float = 1.0) -> str:
     """One panel per process: ED vs NFE (log-log), one line per method; values outside
     [lo, hi] are drawn at the edge (ED is unbiased, so near the floor it can be < 0)."""
@@ -334,6 +374,21 @@ def image_sweep(args) -> dict:
              "values": floor_vals}
     print(f"images: {cfg.data.name}[{split}] {len(real)} held-out, n = {n}, pool {args.pool}; "
           f"floor {floor['mean']:.3e} +- {floor['std']:.3e}", flush=True)
+    fd_fn, fd_features = None, None
+    if args.feature_net:
+        from jaxgen import metrics
+
+        ext = metrics.load_extractor(args.feature_net)
+        fd_features = ext.identifier
+        ref_stats = metrics.reference_stats(cfg.data.name, split, ext, data_dir=data_dir)
+
+        def fd_of(x):
+            f = metrics.extract_features(ext, x)
+            return metrics.frechet_distance(metrics.stats_from_features(f, ext.identifier),
+                                            ref_stats).value
+
+        fd_fn = fd_of
+        print(f"FD on {ext.identifier} against {ref_stats.describe()}", flush=True)
     params = run.state.ema_params
     model_fn = family.model_fn(params)
     process, prediction = family.process, family.prediction
@@ -356,7 +411,10 @@ def image_sweep(args) -> dict:
             outs.append(np.asarray(fn(x_T, jax.random.fold_in(base, 1000 + b))))
         x = np.concatenate(outs)[:n]
         wall = time.perf_counter() - t0
-        return {"ed": float(energy_distance(pool_flat(x, args.pool), ref)), "wall_s": wall}
+        out = {"ed": float(energy_distance(pool_flat(x, args.pool), ref)), "wall_s": wall}
+        if fd_fn is not None:
+            out["fd"] = float(fd_fn(x))
+        return out
 
     methods = [m for m in args.image_methods.split(",") if m]
     nfes = sorted({int(v) for v in args.image_nfe.split(",")})
@@ -373,7 +431,7 @@ def image_sweep(args) -> dict:
             rows.append({"method": method, "target_nfe": target, "steps": steps,
                          "nfe": diffusion.evaluations(method, steps), **r})
             print(f"  {method:15s} N={steps:5d} ED={r.get('ed', float('nan')): .3e} "
-                  f"({r.get('wall_s', 0):.1f} s)", flush=True)
+                  f"FD={r.get('fd', float('nan')):.2f} ({r.get('wall_s', 0):.1f} s)", flush=True)
     ref_ed = None
     if args.image_reference_steps:
         r = draw("ddpm", args.image_reference_steps)
@@ -390,6 +448,7 @@ def image_sweep(args) -> dict:
              "threshold": thr, "rows": rows, "reach_nfe": reach}
     return {"checkpoint": args.checkpoint, "step": run.step, "dataset": cfg.data.name,
             "split": split, "n": n, "pool": args.pool, "clip_x0": clip,
+            "fd_features": fd_features,
             "nfe_targets": nfes, "methods": methods, "floor": floor, "panels": [panel],
             "reference_label": (f"DDPM-{args.image_reference_steps}"
                                 if args.image_reference_steps else "the floor"),
@@ -433,9 +492,15 @@ def main(argv=None):
         # The run's own copy, which its report.md shows.
         run_png = plot(result, os.path.join(args.checkpoint, "quality_vs_steps.png"), title,
                        lo=1e-3, hi=10.0)
+        if result["fd_features"]:
+            plot_fd(result, os.path.splitext(out)[0] + "_fd.png", title)
+            plot_fd(result, os.path.join(args.checkpoint, "quality_vs_steps_fd.png"), title)
         from jaxgen.train import report
         print()
         print(markdown(result))
+        if result["fd_features"]:
+            print()
+            print(markdown_fd(result))
         print(f"\nwrote {out}, {png}, {run_png} and {report.write_report(args.checkpoint)}")
     elif not args.skip_toy:
         print("no --checkpoint given: the image (MNIST) table was not computed")

@@ -57,10 +57,9 @@ def write_report(workdir: str) -> str:
         return os.path.relpath(p, workdir)
 
     lines = [f"# Run report: `{os.path.basename(os.path.abspath(workdir))}`", ""]
-    config_path = os.path.join(workdir, "config.json")
-    if os.path.exists(config_path):
-        with open(config_path) as f:
-            config = json.load(f)
+    if os.path.exists(os.path.join(workdir, checkpoint.CONFIG_FILE)):
+        # Fields newer than the run take the defaults that keep its behaviour.
+        config = json.loads(checkpoint.load_config(workdir).to_json_best_effort())
         lines += ["| | |", "|---|---|", *_summary(config), ""]
     records = viz.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
     if records:
