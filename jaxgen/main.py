@@ -5,6 +5,8 @@
   python -m jaxgen.main --workdir=runs/x --mode=sample   # uses runs/x/config.json
   python -m jaxgen.main --workdir=runs/x --mode=sample --config=configs/ddpm_digits.py \
       --config.sampler.method=ddim --config.sampler.num_steps=50
+  python -m jaxgen.main ... --coordinator_address=host0:1234 --num_processes=N \
+      --process_id=RANK            # one process per host (see jaxgen/train/distributed.py)
 
 In sample/eval mode the run's saved config is used; a ``--config`` given as well supplies
 the fields that may change (seed, sampler, data, train.eval_batches), and its family,
@@ -34,6 +36,12 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and sample
 flags.DEFINE_enum("mode", "train", MODES, "What to do with the config.")
 flags.DEFINE_integer("num_samples", None, "Samples to draw in --mode=sample "
                      "(default: config.sampler.num_samples).")
+flags.DEFINE_string("coordinator_address", None, "Multi-process runs: host:port of process "
+                    "0's jax.distributed coordinator (or env JAX_COORDINATOR_ADDRESS).")
+flags.DEFINE_integer("num_processes", None, "Multi-process runs: the number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-process runs: this process's rank.")
+flags.DEFINE_enum("distributed", "off", ["off", "auto"], "'auto': join a multi-process run "
+                  "described by the cluster environment (TPU pod, SLURM, Open MPI).")
 flags.DEFINE_boolean("allow_fresh_start", False, "Train from step 0 when the workdir holds "
                      "checkpoints but none can be restored (they are kept, renamed "
                      "<step>.damaged); without it such a run stops with exit code 2.")
@@ -72,7 +80,13 @@ def main(argv) -> None:
         _fail("--workdir is required, e.g. --workdir=runs/demo")
 
     from jaxgen.errors import ConfigError, DataError
-    from jaxgen.train import checkpoint, loop, validation
+    from jaxgen.train import checkpoint, distributed, loop, validation
+
+    try:
+        distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                               FLAGS.process_id, FLAGS.distributed)
+    except ValueError as e:
+        _fail(str(e))
 
     workdir = FLAGS.workdir
     config = FLAGS.config

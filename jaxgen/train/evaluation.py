@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 
 from jaxgen import metrics
-from jaxgen.train import sharding
+from jaxgen.train import distributed, sharding
 
 REFERENCE_DIR = "reference_stats"
 
@@ -52,7 +52,7 @@ def generate(family, params, rng, num: int, batch_size: int, mesh=None) -> np.nd
     out = []
     for i, start in enumerate(range(0, num, batch_size)):
         x = fn(params, jax.random.fold_in(rng, i), batch_size)
-        out.append(np.asarray(jax.device_get(x))[:num - start])
+        out.append(distributed.to_host(x)[:num - start])
     return np.concatenate(out) if out else np.zeros((0,))
 
 
@@ -125,6 +125,8 @@ def sample_quality(config: ml_collections.ConfigDict, family, params, rng, workd
         bad = int(np.sum(~np.isfinite(samples).reshape(len(samples), -1).all(axis=1)))
         return {"num_samples": len(samples), "nonfinite_samples": bad,
                 "reference": f"{config.data.name} {split}"}
+    if jax.process_count() > 1:
+        mesh = distributed.local_mesh()  # every process holds all samples now
     if toy:
         result = _toy_quality(config, samples.reshape(len(samples), -1))
     else:

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxgen import data, viz
-from jaxgen.train import checkpoint, evaluation, faults, report, sharding
+from jaxgen.train import checkpoint, distributed, evaluation, faults, report, sharding
 from jaxgen.train import state as state_lib
 from jaxgen.train.metrics_log import MetricWriter
 
@@ -213,6 +213,14 @@ class _StopSignals:
         self._previous = {}
 
 
+_STOP_CODES = (None,) + tuple(sig.name for sig in _StopSignals.SIGNALS)
+
+
+def _agreed_stop(name: str | None) -> str | None:
+    """The stop request of any process (the same on all of them), or None."""
+    return _STOP_CODES[distributed.agree(_STOP_CODES.index(name))]
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = False,
           allow_fresh_start: bool = False):
     """Trains (or resumes) the run in ``workdir`` to ``config.train.num_steps`` steps.
@@ -248,7 +256,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
         mngr.close()
         raise
     start = int(jax.device_get(state.step))
-    if restored is not None and not quiet:
+    if restored is not None and not quiet and jax.process_index() == 0:
         tqdm.write(f"resuming from step {start} in {checkpoint.checkpoint_dir(workdir)}")
     rewind_metrics(workdir, start)
 
@@ -268,6 +276,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
     last_t, last_step = time.perf_counter(), start
     batches = data.iterate(pipeline, start, tcfg.num_steps - start)
     stop = _StopSignals()
+    multi_process = jax.process_count() > 1
     try:
         for step, local in batches:
             done = step + 1  # == state.step after this update; names logs and checkpoints
@@ -279,10 +288,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
             if injected:
                 injected.after_step(done, stopping=lambda: stop.name is not None)
             bar.update(1)
-            stopping = stop.name  # read once: a signal may land anywhere in this body
             log_now = done % tcfg.log_every == 0 or done == tcfg.num_steps
-            save_now = (done % tcfg.checkpoint_every == 0 or done == tcfg.num_steps
-                        or stopping is not None)
+            save_now = done % tcfg.checkpoint_every == 0 or done == tcfg.num_steps
+            stopping = stop.name  # read once: a signal may land anywhere in this body
+            if multi_process:
+                # Every process must stop after the same step (saving is collective), so
+                # the processes agree at log and checkpoint boundaries, where they sync
+                # anyway: a signal is acted on within train.log_every steps.
+                stopping = _agreed_stop(stop.name) if log_now or save_now else None
+            save_now = save_now or stopping is not None
             if log_now or save_now:
                 # The only host syncs: at log and checkpoint boundaries, never per step.
                 g = jax.device_get(guard)
