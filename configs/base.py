@@ -92,6 +92,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.train.eval_batches = 4
     c.train.on_nonfinite = "stop"      # NaN/Inf loss or gradients: 'stop' the run, or 'skip'
                                        # the update (the step still advances)
+    c.train.fsdp = 1                   # devices per FSDP group: params and optimizer state
+                                       # split over them (1 = replicated, data parallel)
 
     c.eval = config_dict.ConfigDict()
     c.eval.num_samples = 1000          # samples per sample-quality evaluation; 0 disables it

@@ -254,6 +254,14 @@ def save_config(workdir: str, config: ml_collections.ConfigDict, meta: dict) -> 
         write_atomic(os.path.join(workdir, META_FILE), json.dumps(meta, indent=2))
 
 
+def save_meta(workdir: str, updates: dict) -> None:
+    """Adds ``updates`` to the run's metadata (process 0 only)."""
+    if jax.process_index() == 0:
+        meta = load_meta(workdir)
+        meta.update(updates)
+        write_atomic(os.path.join(workdir, META_FILE), json.dumps(meta, indent=2))
+
+
 def load_meta(workdir: str) -> dict:
     with open(os.path.join(workdir, META_FILE)) as f:
         return json.load(f)

@@ -37,8 +37,9 @@ REFERENCE_DIR = "reference_stats"
 def _sharded_sampler(family, mesh):
     """``family.sample`` jitted with the batch split over the mesh; built once per
     (family, mesh), so periodic evaluation during training compiles only the first time."""
-    repl = sharding.replicated(mesh)
-    return jax.jit(family.sample, static_argnums=2, in_shardings=(repl, repl),
+    # Parameters keep the sharding they have (replicated, or FSDP during training).
+    return jax.jit(family.sample, static_argnums=2,
+                   in_shardings=(None, sharding.replicated(mesh)),
                    out_shardings=sharding.batch_sharded(mesh))
 
 

@@ -103,8 +103,9 @@ def warn(message: str) -> None:
 
 def init_or_restore(family, mesh, mngr, seed: int, *, set_aside_damaged: bool = False,
                     allow_fresh_start: bool = False):
-    """Restores the newest readable checkpoint in ``mngr``, or initialises a fresh,
-    replicated state.
+    """Restores the newest readable checkpoint in ``mngr``, or initialises a fresh state,
+    sharded over ``mesh`` as ``sharding.state_shardings`` says (replicated, or FSDP).
+    A checkpoint written on another number of devices is resharded as it loads.
 
     Args:
       set_aside_damaged: move unreadable checkpoints aside (training only).
@@ -114,11 +115,11 @@ def init_or_restore(family, mesh, mngr, seed: int, *, set_aside_damaged: bool = 
     Returns:
       ``(state, restored)``: restored is the ``checkpoint.Restored`` or None if fresh.
     """
-    repl = sharding.replicated(mesh)
     init_key = keys(seed)["init"]
-    lowered = jax.jit(family.init, out_shardings=repl).lower(init_key)
-    abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl),
-                            lowered.out_info)
+    shardings = sharding.state_shardings(jax.eval_shape(family.init, init_key), mesh)
+    lowered = jax.jit(family.init, out_shardings=shardings).lower(init_key)
+    abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                            lowered.out_info, shardings)
     restored = None
     if mngr is not None:
         try:
@@ -241,7 +242,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
     tcfg = config.train
     skip_nonfinite = tcfg.on_nonfinite == "skip"
     injected = faults.Faults.from_env()
-    mesh = sharding.make_mesh()
+    mesh = sharding.make_mesh(fsdp=tcfg.fsdp)
     pipeline = open_data(config)
     os.makedirs(workdir, exist_ok=True)
     checkpoint.save_config(workdir, config, {"example_shape": list(pipeline.element_shape)})
@@ -261,11 +262,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
     rewind_metrics(workdir, start)
 
     repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+    state_sh = jax.tree.map(lambda x: x.sharding, state)
+    checkpoint.save_meta(workdir, {"mesh": dict(mesh.shape),
+                                   "state_bytes_per_device": sharding.bytes_per_device(state)})
     skipped = int(restored.loop_state.get("skipped_steps", 0)) if restored else 0
     guard = jax.device_put(state_lib.init_guard(skipped), repl)
     step_fn = jax.jit(state_lib.guard_nonfinite(family.train_step),
-                      in_shardings=(repl, repl, batch_sh, repl),
-                      out_shardings=(repl, repl, repl), donate_argnums=(0, 1))
+                      in_shardings=(state_sh, repl, batch_sh, repl),
+                      out_shardings=(state_sh, repl, repl), donate_argnums=(0, 1))
     train_key, sample_key = keys(config.seed)["train"], keys(config.seed)["sample"]
     eval_key = keys(config.seed)["eval"]
     sample_fn = sampler(family)

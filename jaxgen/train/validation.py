@@ -90,6 +90,9 @@ def validate(config: ml_collections.ConfigDict, workdir: str | None = None) -> N
     if batch % devices:
         raise ConfigError("train.batch_size", batch,
                           f"must be divisible by the number of devices ({devices})")
+    fsdp = positive_int(config, "train.fsdp")
+    if devices % fsdp:
+        raise ConfigError("train.fsdp", fsdp, f"must divide the number of devices ({devices})")
     positive_int(config, "train.log_every")
     positive_int(config, "train.checkpoint_every")
     positive_int(config, "train.sample_every", minimum=0)

@@ -1,7 +1,9 @@
 """Scale-out on JAX's runtime: two processes x 4 CPU devices (``jax.distributed`` on
-localhost, gloo collectives) train like one process with 8 devices; a checkpoint
-written on 8 devices resumes on 2 and on 1; the step function compiles once however
-long the run."""
+localhost, gloo collectives) and FSDP over 4 devices train like one process with 8
+data-parallel devices; a checkpoint written on 8 devices resumes on 2 and on 1; the step
+function compiles once however long the run."""
+
+import json
 
 import os
 import socket
@@ -15,8 +17,10 @@ from configs import ddpm_toy
 from jaxgen.train import loop
 from tests.train.test_end_to_end import REPO, read_metrics, run_cli
 
+# hidden_dim 64: weight matrices large enough to be split under FSDP.
 ARGS = ["--config=configs/ddpm_toy.py:smoke", "--config.train.log_every=1",
-        "--config.train.batch_size=16", "--config.eval.num_samples=0"]
+        "--config.train.batch_size=16", "--config.eval.num_samples=0",
+        "--config.model.hidden_dim=64"]
 
 
 def devices(n):
@@ -33,7 +37,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_and_resume_across_topologies_match_one_eight_device_run(tmp_path):
+def run_meta(workdir):
+    with open(os.path.join(workdir, "run.json")) as f:
+        return json.load(f)
+
+
+def test_multi_process_fsdp_and_resharded_resume_match_one_eight_device_run(tmp_path):
     # The reference: one process, 8 devices, 8 steps.
     ref_dir = str(tmp_path / "ref")
     r = run_cli(ARGS + ["--config.train.num_steps=8", f"--workdir={ref_dir}"], env=devices(8))
@@ -60,6 +69,17 @@ def test_two_processes_and_resume_across_topologies_match_one_eight_device_run(t
     assert [m["step"] for m in read_metrics(mh_dir)] == list(range(1, 7))
     assert os.path.exists(os.path.join(mh_dir, "samples.png"))
     assert "6" in os.listdir(os.path.join(mh_dir, "checkpoints"))
+
+    # FSDP: the state split 4 ways (data 2 x fsdp 4), the same losses, less memory.
+    fsdp_dir = str(tmp_path / "fsdp")
+    r = run_cli(ARGS + ["--config.train.num_steps=6", "--config.train.fsdp=4",
+                        f"--workdir={fsdp_dir}"], env=devices(8))
+    assert r.returncode == 0, r.stderr[-3000:]
+    np.testing.assert_allclose(losses(fsdp_dir), ref[:6], rtol=2e-5)
+    fsdp, dp = run_meta(fsdp_dir), run_meta(ref_dir)
+    assert fsdp["mesh"] == {"data": 2, "fsdp": 4} and dp["mesh"] == {"data": 8, "fsdp": 1}
+    # The hidden matrices (most of the state) are split; biases and norms are not.
+    assert fsdp["state_bytes_per_device"] < 0.5 * dp["state_bytes_per_device"]
 
     # Saved on 8 devices at step 3, resumed on 2 to step 6, then on 1 to step 8.
     topo_dir = str(tmp_path / "topology")
