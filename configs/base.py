@@ -94,6 +94,9 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
                                        # the update (the step still advances)
     c.train.fsdp = 1                   # devices per FSDP group: params and optimizer state
                                        # split over them (1 = replicated, data parallel)
+    c.train.compute_dtype = "float32"  # 'bfloat16': the network computes in bf16 (params,
+                                       # optimizer state and loss stay float32)
+    c.train.grad_accum_steps = 1       # micro-batches per step (same gradient, less memory)
 
     c.eval = config_dict.ConfigDict()
     c.eval.num_samples = 1000          # samples per sample-quality evaluation; 0 disables it

@@ -13,13 +13,15 @@ from jaxgen.diffusion import checks, samplers, schedules
 from jaxgen.diffusion.losses import per_example_keys
 
 
-def drop_labels(rng: chex.PRNGKey, labels: chex.Array, p: float, null_label: int) -> chex.Array:
+def drop_labels(rng: chex.PRNGKey, labels: chex.Array, p: float, null_label: int,
+                positions=None) -> chex.Array:
     """Replaces each label by ``null_label`` with probability ``p`` (Ho & Salimans 2022,
     Algorithm 1; the lectures: ``if random() < 0.5: y = y_null``). Example i uses
-    fold_in(rng, i), so the choice does not depend on the batch size."""
+    fold_in(rng, i) (or fold_in(rng, positions[i])), so the choice does not depend on the
+    batch size or on how the batch is split into micro-batches."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"label dropout probability must be in [0, 1], got {p}")
-    keys = per_example_keys(rng, labels.shape[0])
+    keys = per_example_keys(rng, labels.shape[0], positions=positions)
     drop = jax.vmap(lambda k: jax.random.bernoulli(k, p))(keys)
     return jnp.where(drop, jnp.asarray(null_label, labels.dtype), labels)
 

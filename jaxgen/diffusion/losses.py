@@ -15,10 +15,18 @@ TIME_SAMPLERS = ("uniform", "logit_normal", "log_normal")
 WEIGHTINGS = ("uniform", "snr", "min_snr", "edm")
 
 
-def per_example_keys(rng: chex.PRNGKey, batch_size: int, offset=0) -> chex.Array:
+def per_example_keys(rng: chex.PRNGKey, batch_size: int, offset=0,
+                     positions: Optional[chex.Array] = None) -> chex.Array:
     """One key per example, folded from its position, so that an example's randomness
-    does not depend on the batch size or on how the batch is split across devices."""
-    return jax.vmap(lambda i: jax.random.fold_in(rng, i))(offset + jnp.arange(batch_size))
+    does not depend on the batch size or on how the batch is split across devices.
+
+    Positions are ``offset + arange(batch_size)``, or ``positions`` (B,) when given (the
+    examples' places in a larger batch, e.g. a strided micro-batch)."""
+    if positions is None:
+        positions = offset + jnp.arange(batch_size)
+    elif jnp.shape(positions) != (batch_size,):
+        raise ValueError(f"positions must have shape ({batch_size},), got {jnp.shape(positions)}")
+    return jax.vmap(lambda i: jax.random.fold_in(rng, i))(positions)
 
 
 def shift_time(u, shift: float):
@@ -106,7 +114,8 @@ def loss_weight(weighting: str, prediction: str, alpha, sigma, dalpha=None, dsig
 def denoising_loss(model_fn: Callable, process, x0: chex.Array, rng: chex.PRNGKey, *,
                    prediction: str = "eps", weighting: str = "uniform",
                    t_sampler: Optional[Callable] = None, gamma: float = 5.0,
-                   sigma_data: float = 0.5) -> chex.Array:
+                   sigma_data: float = 0.5,
+                   positions: Optional[chex.Array] = None) -> chex.Array:
     """The denoising objective for any process and target: L_simple of Ho et al. (2020),
     Eq. 14, generalised (the lectures' "generalized diffusion": x_t = a x + b z, target
     y = c x + d z, loss ||y - f(x_t, t)||^2).
@@ -119,10 +128,13 @@ def denoising_loss(model_fn: Callable, process, x0: chex.Array, rng: chex.PRNGKe
       model_fn: (x_t (B, ...), t (B,)) -> prediction (B, ...).
       process: any process.
       x0: clean data, (B, ...) float.
-      rng: PRNG key; example i uses fold_in(rng, i).
+      rng: PRNG key; example i uses fold_in(rng, i), or fold_in(rng, positions[i]).
       prediction: one of ``targets.PREDICTIONS``.
       weighting: one of WEIGHTINGS.
       t_sampler: ``draw(key) -> t`` (``time_sampler``).
+      positions: (B,) places of x0's examples in a larger batch (default 0..B-1), so
+        that micro-batches of a batch (gradient accumulation) draw exactly the
+        randomness of the whole batch.
 
     Returns:
       (B,) weighted mean squared error over the non-batch dimensions.
@@ -137,7 +149,7 @@ def denoising_loss(model_fn: Callable, process, x0: chex.Array, rng: chex.PRNGKe
     if prediction == "velocity" and discrete:
         raise ValueError("prediction 'velocity' needs a continuous-time process")
     draw_t = t_sampler or time_sampler(process)
-    keys = per_example_keys(rng, x0.shape[0])
+    keys = per_example_keys(rng, x0.shape[0], positions=positions)
 
     def draw(key):
         k_t, k_z = jax.random.split(key)

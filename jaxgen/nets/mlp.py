@@ -39,7 +39,10 @@ class MLP(nn.Module):
             raise ValueError(f"MLP expects (B, D) input, got shape {x.shape}")
         if t.shape != (x.shape[0],):
             raise ValueError(f"t must have shape ({x.shape[0]},), got {t.shape}")
+        # Sinusoids of t are computed in float32; the embedding then joins the input's
+        # dtype, which is the network's compute dtype (bf16 under mixed precision).
         emb = TimeEmbedding(self.hidden_dim, self.hidden_dim, name="time_embedding")(t)
+        emb = emb.astype(x.dtype)
         if self.num_classes is not None:
             if label is None:
                 label = jnp.full((x.shape[0],), self.num_classes, jnp.int32)

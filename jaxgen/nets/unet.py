@@ -66,7 +66,9 @@ class UNet(nn.Module):
         if t.shape != (x.shape[0],):
             raise ValueError(f"t must have shape ({x.shape[0]},), got {t.shape}")
         ch0 = self.block_channels[0]
-        emb = TimeEmbedding(ch0, 4 * ch0, name="time_embedding")(t)
+        # Sinusoids of t are computed in float32; the embedding then joins the input's
+        # dtype, which is the network's compute dtype (bf16 under mixed precision).
+        emb = TimeEmbedding(ch0, 4 * ch0, name="time_embedding")(t).astype(x.dtype)
         if self.num_classes is not None:
             if label is None:
                 label = jnp.full((x.shape[0],), self.num_classes, jnp.int32)

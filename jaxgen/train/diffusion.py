@@ -90,6 +90,8 @@ class DiffusionFamily:
                                 num_classes=self.num_classes or None)
         self.tx = build_optimizer(config.optim, config.train.num_steps)
         self.ema_decay = config.optim.ema_decay
+        self.compute_dtype = jnp.dtype(config.train.compute_dtype)
+        self.grad_accum_steps = int(config.train.grad_accum_steps)
 
     @property
     def time_dtype(self):
@@ -119,8 +121,16 @@ class DiffusionFamily:
         rngs = {"dropout": rng} if rng is not None else None
 
         def net(x, features, labels=None):
-            return self.model.apply({"params": params}, x, features, labels, train=train,
-                                    rngs=rngs)
+            p = params
+            if self.compute_dtype != jnp.float32:
+                # Mixed precision: the network computes in bf16 from a bf16 copy of the
+                # float32 parameters (whose gradients come back through the cast); the
+                # time features stay float32, and so does everything outside the network.
+                p = jax.tree.map(lambda a: a.astype(self.compute_dtype), params)
+                x = x.astype(self.compute_dtype)
+            out = self.model.apply({"params": p}, x, features, labels, train=train,
+                                   rngs=rngs)
+            return out.astype(jnp.float32)
 
         if self.config.diffusion.precondition == "edm":
             return diffusion.edm_precondition(
@@ -151,24 +161,55 @@ class DiffusionFamily:
         return diffusion.classifier_free_guidance(self.denoiser(params), labels, w,
                                                   null_label=self.num_classes)
 
-    def loss(self, params, batch, rng):
+    def loss(self, params, batch, rng, positions=None):
+        """Mean denoising loss of ``batch``; ``positions`` (B,) are its examples' places
+        in the step's batch when it is a micro-batch (they pick each example's noise)."""
         k_loss, k_drop = jax.random.split(rng)
         labels = None
         if self.num_classes:
             labels = batch["label"]
             if self.label_dropout > 0:
                 labels = diffusion.drop_labels(jax.random.fold_in(rng, _LABEL_DROPOUT_STREAM),
-                                               labels, self.label_dropout, self.num_classes)
+                                               labels, self.label_dropout, self.num_classes,
+                                               positions=positions)
         d = self.config.diffusion
         per_example = diffusion.denoising_loss(
             self.model_fn(params, labels, train=True, rng=k_drop), self.process, batch["x"],
             k_loss, prediction=self.prediction, weighting=d.weighting,
-            t_sampler=self.t_sampler, gamma=d.min_snr_gamma, sigma_data=d.sigma_data)
+            t_sampler=self.t_sampler, gamma=d.min_snr_gamma, sigma_data=d.sigma_data,
+            positions=positions)
         return jnp.mean(per_example)
+
+    def loss_and_grads(self, params, batch, rng):
+        """The mean loss of the batch and its gradients, accumulated over
+        ``train.grad_accum_steps`` micro-batches (lax.scan) when that is > 1.
+
+        Micro-batch i holds examples i, i + k, i + 2k, ... of the batch (k micro-batches):
+        strided, so that each keeps the batch's split over the devices, and each example
+        draws the noise it would draw in the whole batch. The result equals the
+        whole-batch gradient up to the order of floating-point sums (with dropout off:
+        dropout masks depend on the micro-batch's shape).
+        """
+        k = self.grad_accum_steps
+        if k == 1:
+            return jax.value_and_grad(self.loss)(params, batch, rng)
+        size = batch["x"].shape[0] // k
+        micro = jax.tree.map(lambda v: jnp.swapaxes(v.reshape((size, k) + v.shape[1:]), 0, 1),
+                             batch)
+
+        def body(total, inputs):
+            i, mb = inputs
+            positions = i + k * jnp.arange(size)
+            loss, grads = jax.value_and_grad(self.loss)(params, mb, rng, positions)
+            return jax.tree.map(jnp.add, total, (loss, grads)), None
+
+        zero = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+        total, _ = jax.lax.scan(body, zero, (jnp.arange(k), micro))
+        return jax.tree.map(lambda v: v / k, total)
 
     def train_step(self, state: TrainState, batch, rng):
         """One optimizer step on the mean denoising loss. Returns (state, metrics)."""
-        loss, grads = jax.value_and_grad(self.loss)(state.params, batch, rng)
+        loss, grads = self.loss_and_grads(state.params, batch, rng)
         state = state.apply_gradients(grads, self.tx, self.ema_decay)
         return state, {"loss": loss, "grad_norm": optax.global_norm(grads)}
 

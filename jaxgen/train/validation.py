@@ -90,6 +90,16 @@ def validate(config: ml_collections.ConfigDict, workdir: str | None = None) -> N
     if batch % devices:
         raise ConfigError("train.batch_size", batch,
                           f"must be divisible by the number of devices ({devices})")
+    choice(config, "train.compute_dtype", ("float32", "bfloat16"))
+    accum = positive_int(config, "train.grad_accum_steps")
+    if batch % (accum * devices):
+        raise ConfigError("train.grad_accum_steps", accum, f"times the number of devices "
+                          f"({devices}) must divide train.batch_size ({batch})")
+    if config.family != "diffusion" and (config.train.compute_dtype != "float32" or accum > 1):
+        raise ConfigError("train.compute_dtype" if accum == 1 else "train.grad_accum_steps",
+                          config.train.compute_dtype if accum == 1 else accum,
+                          f"must be the default for family {config.family!r} (mixed precision "
+                          f"and gradient accumulation are built for 'diffusion' so far)")
     fsdp = positive_int(config, "train.fsdp")
     if devices % fsdp:
         raise ConfigError("train.fsdp", fsdp, f"must divide the number of devices ({devices})")
