@@ -16,7 +16,9 @@ from jaxgen.train import checkpoint, loop, sharding
 # What sampling and evaluation may change in a trained run's config, and what must stay as
 # trained because it defines the network and the state in the checkpoint. Other fields
 # (optim, train.*) do not affect sampling or evaluation and are kept as saved.
-OVERRIDABLE = ("seed", "sampler", "data", "train.eval_batches", "eval")
+# An overridable field inside a fixed section (the VAE's likelihood estimate) wins.
+OVERRIDABLE = ("seed", "sampler", "data", "train.eval_batches", "eval", "vae.eval_num_samples",
+               "vae.eval_chunk_size")
 MUST_MATCH = ("family", "model", "diffusion", "vae", "gan")
 
 
@@ -60,13 +62,7 @@ def inference_config(saved, given) -> ml_collections.ConfigDict:
     saved_flat = _flatten(out)
     missing = object()
     for path, value in _flatten(_plain(given)).items():
-        if _under(path, MUST_MATCH):
-            if saved_flat.get(path, missing) != value:
-                was = saved_flat.get(path, "<unset>")
-                raise ConfigError(path, value, f"must equal {was!r}, the value the run was "
-                                  f"trained with ({', '.join(MUST_MATCH)} cannot change after "
-                                  f"training; {', '.join(OVERRIDABLE)} can)")
-        elif _under(path, OVERRIDABLE):
+        if _under(path, OVERRIDABLE):
             if path not in saved_flat:
                 raise ConfigError(path, value, "is not a field of the run's config")
             *parents, leaf = path.split(".")
@@ -74,6 +70,12 @@ def inference_config(saved, given) -> ml_collections.ConfigDict:
             for part in parents:
                 node = node[part]
             node[leaf] = value
+        elif _under(path, MUST_MATCH):
+            if saved_flat.get(path, missing) != value:
+                was = saved_flat.get(path, "<unset>")
+                raise ConfigError(path, value, f"must equal {was!r}, the value the run was "
+                                  f"trained with ({', '.join(MUST_MATCH)} cannot change after "
+                                  f"training; {', '.join(OVERRIDABLE)} can)")
     return ml_collections.ConfigDict(out)
 
 
