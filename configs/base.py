@@ -98,6 +98,23 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
                                        # optimizer state and loss stay float32)
     c.train.grad_accum_steps = 1       # micro-batches per step (same gradient, less memory)
 
+    c.vae = config_dict.ConfigDict()   # family 'vae' (model.name 'vae_mlp', 'vae_conv' or
+                                       # 'vae_hierarchical'); see jaxgen/train/vae.py
+    c.vae.likelihood = "bernoulli"     # 'bernoulli' (binarized data), 'gaussian' or
+                                       # 'discretized_logistic' (8-bit images)
+    c.vae.learn_variance = False       # 'gaussian': per-value variance from the decoder
+    c.vae.decoder_std = 0.1            # 'gaussian' without learn_variance: fixed std
+    c.vae.latent_dim = 20              # z (z_1 of the hierarchy)
+    c.vae.hidden_dims = (400,)         # MLP layers between x and z (decoder mirrored)
+    c.vae.conv_channels = (32, 64)     # 'vae_conv': one stride-2 level each
+    c.vae.top_latent_dim = 50          # 'vae_hierarchical': z_2
+    c.vae.top_hidden_dims = (100, 100)  # 'vae_hierarchical': layers between z_1 and z_2
+    c.vae.activation = "relu"          # 'relu', 'tanh', 'silu' or 'softplus'
+    c.vae.beta = 1.0                   # KL weight (beta-VAE; 1e-6: a KL-regularised AE)
+    c.vae.num_samples = 1              # training: 1 = ELBO, k > 1 = IWAE bound L_k
+    c.vae.eval_num_samples = 0         # evaluate: IWAE log p(x) estimate with k samples; 0 off
+    c.vae.eval_chunk_size = 100        # samples per chunk of that estimate (memory)
+
     c.eval = config_dict.ConfigDict()
     c.eval.num_samples = 1000          # samples per sample-quality evaluation; 0 disables it
     c.eval.batch_size = 250            # samples per sampler call

@@ -17,6 +17,7 @@ import importlib
 
 FAMILIES = {
     "diffusion": "jaxgen.train.diffusion:DiffusionFamily",
+    "vae": "jaxgen.train.vae:VAEFamily",
 }
 
 

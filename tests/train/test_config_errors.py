@@ -186,3 +186,16 @@ def test_trained_shape_is_read_from_the_run(tmp_path):
     assert validation.trained_example_shape(str(tmp_path / "new")) is None
     checkpoint.save_config(str(tmp_path), config, {"example_shape": [8, 8, 3]})
     assert validation.trained_example_shape(str(tmp_path)) == (8, 8, 3)
+
+
+def test_inference_overrides_may_reach_into_a_fixed_section_only_where_allowed():
+    from configs import vae_mnist
+    from jaxgen import api
+
+    saved = vae_mnist.get_config("smoke")
+    # The VAE's likelihood estimate may change after training ...
+    out = api.inference_config(saved, {"vae": {"eval_num_samples": 500}})
+    assert out.vae.eval_num_samples == 500 and out.vae.beta == saved.vae.beta
+    # ... what defines the trained model may not.
+    with pytest.raises(ConfigError, match="vae.beta=2.0: must equal"):
+        api.inference_config(saved, {"vae": {"beta": 2.0}})
