@@ -98,6 +98,28 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
                                        # optimizer state and loss stay float32)
     c.train.grad_accum_steps = 1       # micro-batches per step (same gradient, less memory)
 
+    c.gan = config_dict.ConfigDict()  # family 'gan'; the generator's optimizer is optim.*
+    c.gan.loss = "non_saturating"      # 'minimax' (saturating), 'non_saturating', 'wgan'
+                                       # (weight clipping), 'wgan_gp', 'lsgan' or 'hinge'
+    c.gan.arch = "dcgan"               # 'dcgan' (images) or 'mlp' (toy (N, D) data)
+    c.gan.latent_dim = 64              # size of z ~ N(0, I)
+    c.gan.g_channels = (64, 32)        # 'dcgan' generator: channels from the projection up;
+                                       # each entry doubles the image side
+    c.gan.d_channels = (32, 64)        # 'dcgan' discriminator: strided-conv channels
+    c.gan.d_norm = "batch"             # 'dcgan' discriminator: 'batch', 'layer' or 'none'
+    c.gan.hidden_dim = 128             # 'mlp': width of the hidden layers of both players
+    c.gan.num_layers = 2               # 'mlp': hidden layers of both players
+    c.gan.n_critic = 1                 # discriminator updates per generator update
+    c.gan.critic_data = "reuse"        # each critic update sees the whole real batch
+                                       # ('reuse') or its 1/n_critic slice ('split')
+    c.gan.d_optimizer = "adam"         # 'adam' or 'rmsprop' (the WGAN paper's, for 'wgan')
+    c.gan.d_learning_rate = 2e-4       # discriminator learning rate (TTUR: may differ)
+    c.gan.d_b1 = 0.5                   # discriminator Adam betas
+    c.gan.d_b2 = 0.999
+    c.gan.gp_weight = 10.0             # 'wgan_gp': lambda of the gradient penalty
+    c.gan.r1_weight = 0.0              # gamma of the R1 penalty gamma/2 ||grad D(x)||^2; 0: off
+    c.gan.clip_value = 0.01            # 'wgan': critic weights are kept in [-c, c]
+
     c.vae = config_dict.ConfigDict()   # family 'vae' (model.name 'vae_mlp', 'vae_conv' or
                                        # 'vae_hierarchical'); see jaxgen/train/vae.py
     c.vae.likelihood = "bernoulli"     # 'bernoulli' (binarized data), 'gaussian' or

@@ -18,6 +18,7 @@ import importlib
 FAMILIES = {
     "diffusion": "jaxgen.train.diffusion:DiffusionFamily",
     "vae": "jaxgen.train.vae:VAEFamily",
+    "gan": "jaxgen.train.gan:GANFamily",
 }
 
 

@@ -47,12 +47,19 @@ class TrainState:
         """
         updates, opt_state = tx.update(grads, self.opt_state, self.params)
         params = optax.apply_updates(self.params, updates)
-        n = self.step.astype(jnp.float32)
-        decay = jnp.minimum(ema_decay, (1.0 + n) / (10.0 + n))
-        ema = optax.incremental_update(params, self.ema_params, 1.0 - decay)
+        ema = ema_update(self.ema_params, params, self.step, ema_decay)
         return self.replace(step=self.step + 1, params=params, opt_state=opt_state,
                             ema_params=ema,
                             model_state=self.model_state if model_state is None else model_state)
+
+
+def ema_update(ema, params, step, ema_decay: float):
+    """``ema <- d * ema + (1 - d) * params`` with ``d = min(ema_decay, (1 + n) / (10 + n))``
+    at the n-th update (``step`` = n, the count before this update); the warm-up rule of
+    ``TrainState.apply_gradients``, for families that build their state themselves."""
+    n = jnp.asarray(step).astype(jnp.float32)
+    decay = jnp.minimum(ema_decay, (1.0 + n) / (10.0 + n))
+    return optax.incremental_update(params, ema, 1.0 - decay)
 
 
 # What the loop does after an update whose loss, gradients or parameters are not finite

@@ -1,0 +1,153 @@
+"""The GAN family: state layout, n_critic, EMA warm-up, weight clipping, batch statistics,
+learning on a toy density, and one run through the generic loop."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from configs import cgan_mnist, gan_toy, wgan_gp_mnist
+from jaxgen.errors import ConfigError
+from jaxgen.train import gan as gan_family
+from jaxgen.train import loop, validation
+from jaxgen.train.gan import GANFamily, weight_clipping
+
+
+def _toy(loss="non_saturating", **gan):
+    c = gan_toy.with_loss(gan_toy.get_config(), loss)
+    c.gan.hidden_dim = 32
+    for k, v in gan.items():
+        c.gan[k] = v
+    return c
+
+
+def _batch(key, n=64, mean=(4.0, -3.0), std=0.1):
+    return {"x": jnp.asarray(mean) + std * jax.random.normal(key, (n, 2))}
+
+
+def test_weight_clipping_keeps_every_weight_in_the_box_after_each_step():
+    c = 0.01
+    tx = optax.chain(optax.adam(0.05), weight_clipping(c))
+    # Start far outside the box, with magnitudes where p + (clip(p + u) - p) rounds past c.
+    params = {"w": jax.random.uniform(jax.random.key(0), (4096,), minval=-3, maxval=3),
+              "b": jnp.array([0.3, -0.7, 1e-3])}
+    state = tx.init(params)
+    update = jax.jit(tx.update)
+    for i in range(20):
+        grads = jax.tree.map(lambda p: jax.random.normal(jax.random.fold_in(
+            jax.random.key(1), i), p.shape), params)
+        updates, state = update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+        assert all(float(jnp.max(jnp.abs(p))) <= c for p in jax.tree.leaves(params)), i
+    # Inside the box the transform leaves the optimizer's updates alone.
+    p = {"w": jnp.array([0.001, -0.002])}
+    u = {"w": jnp.array([1e-4, 1e-4])}
+    np.testing.assert_allclose(weight_clipping(c).update(u, None, p)[0]["w"], u["w"], rtol=1e-5)
+
+
+def test_wgan_family_clips_the_critic_takes_n_critic_steps_and_averages_the_generator():
+    c = _toy("wgan", n_critic=3, d_optimizer="adam")  # Adam's state counts the updates
+    c.optim.ema_decay = 0.999
+    family = GANFamily(c, (2,))
+    state = s0 = family.init(jax.random.key(0))
+    step = jax.jit(family.train_step)
+    for i in range(3):
+        state, m = step(state, _batch(jax.random.key(i)), jax.random.key(10 + i))
+        for leaf in jax.tree.leaves(state.params["discriminator"]):
+            assert float(jnp.max(jnp.abs(leaf))) <= c.gan.clip_value
+        if i == 0:  # the generator's EMA, step 0: d = min(0.999, 1/10)
+            expected = jax.tree.map(lambda e, p: 0.1 * e + 0.9 * p, s0.ema_params["params"],
+                                    state.params["generator"])
+            for a, b in zip(jax.tree.leaves(state.ema_params["params"]),
+                            jax.tree.leaves(expected)):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+            moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
+                                 state.params["generator"], s0.params["generator"])
+            assert max(jax.tree.leaves(moved)) > 0
+    counts = [int(v) for _, v in optax.tree_utils.tree_get_all_with_path(
+        state.opt_state["discriminator"], "count")]
+    assert counts and all(n == 9 for n in counts)  # 3 loop steps x n_critic 3
+    assert int(state.step) == 3
+    assert {"d_loss", "g_loss", "loss", "d_grad_norm", "g_grad_norm", "grad_norm"} <= set(m)
+
+
+def test_mlp_gan_learns_a_shifted_gaussian():
+    """From G(z) near 0 to samples near the data's mean (4, -3) in 400 steps."""
+    c = _toy()
+    family = GANFamily(c, (2,))
+
+    @jax.jit
+    def train(state):
+        def body(s, i):
+            s, m = family.train_step(s, _batch(jax.random.fold_in(jax.random.key(1), i)),
+                                     jax.random.fold_in(jax.random.key(2), i))
+            return s, m["d_loss"]
+        return jax.lax.scan(body, state, jnp.arange(400))
+
+    s0 = family.init(jax.random.key(0))
+    before = np.asarray(family.sample(s0.ema_params, jax.random.key(3), 500))
+    state, d_loss = train(s0)
+    after = np.asarray(family.sample(state.ema_params, jax.random.key(3), 500))
+    target = np.array([4.0, -3.0])
+    assert np.linalg.norm(before.mean(0) - target) > 3.0
+    assert np.linalg.norm(after.mean(0) - target) < 0.3
+    assert np.all(np.isfinite(np.asarray(d_loss)))
+
+
+@pytest.mark.slow  # ~15 s of XLA compilation for the DCGAN step and two sampler shapes
+def test_conditional_dcgan_step_updates_batch_stats_and_samples_in_eval_mode():
+    c = cgan_mnist.get_config("smoke")
+    c.gan.g_channels = (8,)  # one upsampling: 4x4 -> 8x8 (compiles faster)
+    c.gan.n_critic = 2
+    c.gan.critic_data = "split"
+    family = GANFamily(c, (8, 8, 1))
+    state = family.init(jax.random.key(0))
+    assert set(state.params) == set(state.model_state) == {"generator", "discriminator"}
+    batch = {"x": jnp.tanh(jax.random.normal(jax.random.key(1), (8, 8, 8, 1))),
+             "label": jnp.arange(8, dtype=jnp.int32) % 10}
+    new, m = jax.jit(family.train_step)(state, batch, jax.random.key(2))
+    for name in ("generator", "discriminator"):
+        diff = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
+                            new.model_state[name], state.model_state[name])
+        assert min(jax.tree.leaves(diff)) > 0, name  # running averages moved
+    assert np.isfinite(float(m["grad_norm"]))
+    sample = jax.jit(family.sample, static_argnums=2)
+    a = np.asarray(sample(new.ema_params, jax.random.key(3), 10))
+    b = np.asarray(sample(new.ema_params, jax.random.key(3), 20))
+    assert a.shape == (10, 8, 8, 1)
+    np.testing.assert_allclose(a, b[:10], atol=1e-5)  # eval mode: no batch dependence
+    labels = family.sample_labels(20)
+    assert [int(v) for v in labels[:12]] == list(range(10)) + [0, 1]
+
+
+def test_configs_reject_what_cannot_work():
+    c = wgan_gp_mnist.get_config()
+    c.gan.d_norm = "batch"
+    with pytest.raises(ConfigError, match="gan.d_norm"):
+        validation.validate(c)
+    c = _toy()
+    c.model.num_classes = 10
+    with pytest.raises(ConfigError, match="model.num_classes"):
+        validation.validate(c)
+    c = _toy(n_critic=3, critic_data="split")
+    c.train.batch_size = 256
+    with pytest.raises(ConfigError, match="gan.critic_data"):
+        validation.validate(c)
+    c = _toy()
+    c.gan.loss = "wgan_gan"
+    with pytest.raises(ConfigError, match="gan.loss"):
+        validation.validate(c)
+    with pytest.raises(ConfigError, match="gan.arch"):
+        GANFamily.check_data(_toy(), (8, 8, 1))
+    assert gan_family.ARCHS == ("dcgan", "mlp")
+
+
+def test_gan_trains_through_the_generic_loop(tmp_path):
+    c = gan_toy.get_config("smoke")
+    c.eval.num_samples = 0
+    state = loop.train(c, str(tmp_path / "run"), quiet=True)
+    assert int(state.step) == c.train.num_steps
+    assert (tmp_path / "run" / "samples.png").exists()
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert '"d_loss"' in lines[-1] and '"g_loss"' in lines[-1]
