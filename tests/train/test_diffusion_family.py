@@ -268,6 +268,7 @@ def test_label_dropout_hides_labels_from_training():
 # -- end to end --------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # conditioning and guidance are covered by the fast unit tests above
 def test_class_conditional_smoke_config_trains_on_mock_mnist(tmp_path):
     """Labels from a TFDS source, label dropout, guided Euler sampling: train, checkpoint,
     write the sample grid, reload and sample."""

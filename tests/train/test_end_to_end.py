@@ -58,6 +58,7 @@ def test_smoke_on_mock_mnist_trains_checkpoints_and_resumes(tmp_path):
     assert img.ndim == 2 and img.shape[0] > 28
 
 
+@pytest.mark.slow  # the fast suite resumes bitwise in test_reliability (toy MLP)
 def test_resumed_run_equals_uninterrupted_run(tmp_path):
     """Params after 2+2 steps with a restart equal those of 4 straight steps."""
     config = ddpm_digits.get_config("smoke")
@@ -73,6 +74,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.slow  # the fast suite's test_multihost covers 8 -> 2 -> 1 devices (toy MLP)
 def test_eight_devices_give_the_same_losses_as_one(tmp_path):
     args = ["--config=configs/ddpm_digits.py:smoke", "--config.train.num_steps=6",
             "--config.train.log_every=1", "--config.train.batch_size=16"]
