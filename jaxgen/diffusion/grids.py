@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion import checks
+from jaxgen.core import checks
 
 
 class Grid(NamedTuple):

@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion import checks, samplers, schedules
-from jaxgen.diffusion.losses import per_example_keys
+from jaxgen.core import checks
+from jaxgen.core.rng import per_example_keys
+from jaxgen.diffusion import samplers, schedules
 
 
 def drop_labels(rng: chex.PRNGKey, labels: chex.Array, p: float, null_label: int,

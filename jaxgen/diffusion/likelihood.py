@@ -34,10 +34,11 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxgen.diffusion import checks, schedules, targets
-from jaxgen.diffusion.gaussians import (discretized_gaussian_log_likelihood,
-                                        gaussian_log_likelihood, normal_kl)
-from jaxgen.diffusion.losses import per_example_keys
+from jaxgen.core import checks
+from jaxgen.core.gaussians import (discretized_gaussian_log_likelihood,
+                                   gaussian_log_likelihood, normal_kl)
+from jaxgen.core.rng import per_example_keys
+from jaxgen.diffusion import schedules, targets
 from jaxgen.diffusion.schedules import _expand
 
 VARIANCES = ("beta", "beta_tilde", "learned_range")

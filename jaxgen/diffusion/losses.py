@@ -9,24 +9,12 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxgen.diffusion import checks, schedules, targets
+from jaxgen.core import checks
+from jaxgen.core.rng import per_example_keys
+from jaxgen.diffusion import schedules, targets
 
 TIME_SAMPLERS = ("uniform", "logit_normal", "log_normal")
 WEIGHTINGS = ("uniform", "snr", "min_snr", "edm")
-
-
-def per_example_keys(rng: chex.PRNGKey, batch_size: int, offset=0,
-                     positions: Optional[chex.Array] = None) -> chex.Array:
-    """One key per example, folded from its position, so that an example's randomness
-    does not depend on the batch size or on how the batch is split across devices.
-
-    Positions are ``offset + arange(batch_size)``, or ``positions`` (B,) when given (the
-    examples' places in a larger batch, e.g. a strided micro-batch)."""
-    if positions is None:
-        positions = offset + jnp.arange(batch_size)
-    elif jnp.shape(positions) != (batch_size,):
-        raise ValueError(f"positions must have shape ({batch_size},), got {jnp.shape(positions)}")
-    return jax.vmap(lambda i: jax.random.fold_in(rng, i))(positions)
 
 
 def shift_time(u, shift: float):

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion import checks
+from jaxgen.core import checks
 from jaxgen.diffusion.schedules import DDPMProcess, ddpm_process, ratio_spacing
 
 PROCESSES = ("ddpm", "vp", "ve", "rectified_flow", "edm")

@@ -25,22 +25,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion import checks, targets
+from jaxgen.core import checks
+from jaxgen.core.rng import initial_noise, per_example_keys
+from jaxgen.diffusion import targets
 from jaxgen.diffusion.grids import Grid, make_grid
-from jaxgen.diffusion.losses import per_example_keys
 
 METHODS = ("ddpm", "ddim", "euler", "heun", "euler_maruyama", "pc", "dpm_solver++")
 STOCHASTIC = ("ddpm", "euler_maruyama", "pc")
 #: DPM-Solver++(2M) takes a second-order step only if h_{i-1} / h_i >= this (see
 #: ``dpm_solver_pp_sample``): a step may at most double the previous one.
 DPM_SOLVER_MIN_STEP_RATIO = 0.5
-
-
-def initial_noise(rng: chex.PRNGKey, shape, dtype=jnp.float32) -> chex.Array:
-    """z ~ N(0, I) of ``shape`` (B, ...), drawn per example: sample i is the same
-    whatever the batch size it is drawn in."""
-    keys = per_example_keys(rng, shape[0])
-    return jax.vmap(lambda k: jax.random.normal(k, shape[1:], dtype))(keys)
 
 
 def prior_noise(process, rng: chex.PRNGKey, shape, dtype=jnp.float32) -> chex.Array:

@@ -19,7 +19,7 @@ import chex
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion import checks
+from jaxgen.core import checks
 
 SCHEDULES = ("linear", "cosine", "sigmoid")
 SPACINGS = ("leading", "trailing", "linspace", "karras", "logsnr")

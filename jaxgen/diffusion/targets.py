@@ -18,7 +18,7 @@ from typing import Callable
 import chex
 import jax.numpy as jnp
 
-from jaxgen.diffusion import checks
+from jaxgen.core import checks
 
 PREDICTIONS = ("eps", "x0", "v", "velocity", "score")
 

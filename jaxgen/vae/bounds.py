@@ -38,9 +38,9 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
-from jaxgen.diffusion import checks
-from jaxgen.diffusion.losses import per_example_keys
-from jaxgen.diffusion.samplers import initial_noise
+from jaxgen.core import checks
+from jaxgen.core.rng import per_example_keys
+from jaxgen.core.rng import initial_noise
 from jaxgen.vae.latent import gaussian_kl, gaussian_log_prob, reparameterize
 
 

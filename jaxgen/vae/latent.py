@@ -12,9 +12,9 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxgen.diffusion import checks
-from jaxgen.diffusion.gaussians import gaussian_log_likelihood, normal_kl
-from jaxgen.diffusion.samplers import initial_noise
+from jaxgen.core import checks
+from jaxgen.core.gaussians import gaussian_log_likelihood, normal_kl
+from jaxgen.core.rng import initial_noise
 
 
 def _check_pair(mean, logvar, what: str = "mean") -> None:

@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen.diffusion import checks
-from jaxgen.diffusion.gaussians import gaussian_log_likelihood as _gaussian_elementwise
-from jaxgen.diffusion.losses import per_example_keys
+from jaxgen.core import checks
+from jaxgen.core.gaussians import gaussian_log_likelihood as _gaussian_elementwise
+from jaxgen.core.rng import per_example_keys
 from jaxgen.vae.latent import sum_per_example
 
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
@@ -63,7 +63,7 @@ def check_binary(x) -> None:
     if bad.any():
         raise ValueError(
             "the Bernoulli likelihood needs binary data in {0, 1}, got "
-            f"{checks._first_bad(v, bad)}; binarize images in [-1, 1] with "
+            f"{checks.first_bad(v, bad)}; binarize images in [-1, 1] with "
             "vae.binarize(rng, x), or use the 'gaussian' or 'discretized_logistic' "
             "likelihood")
 
@@ -80,7 +80,7 @@ def check_8bit(x, num_bins: int = 256) -> None:
     if bad.any():
         raise ValueError(f"discretized_logistic: x must lie on the {num_bins}-level grid "
                          f"-1 + 2k/{num_bins - 1} (images x / 127.5 - 1 for uint8), got "
-                         f"{checks._first_bad(v, bad)}; use the 'gaussian' likelihood for "
+                         f"{checks.first_bad(v, bad)}; use the 'gaussian' likelihood for "
                          "continuous data")
 
 

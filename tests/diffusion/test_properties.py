@@ -22,7 +22,7 @@ from hypothesis.extra import numpy as hnp
 
 from jaxgen import diffusion
 from jaxgen.diffusion import targets
-from jaxgen.diffusion.gaussians import normal_kl
+from jaxgen.core.gaussians import normal_kl
 
 PROPS = settings(max_examples=30, deadline=None, database=None, derandomize=True)
 N = 16  # values per example: one compiled shape for every example

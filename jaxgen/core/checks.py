@@ -37,7 +37,7 @@ def _fmt(x) -> str:
     return repr(x.item() if isinstance(x, np.generic) else x)
 
 
-def _first_bad(values: np.ndarray, bad: np.ndarray) -> str:
+def first_bad(values: np.ndarray, bad: np.ndarray) -> str:
     """The first offending entry, and how many there are, for the message."""
     flat_v, flat_b = values.reshape(-1), bad.reshape(-1)
     first = flat_v[np.argmax(flat_b)]
@@ -63,7 +63,7 @@ def check_range(name: str, x, lo: float, hi: float, *, where: str = "",
     if bad.any():
         left, right = "(" if lo_open else "[", ")" if hi_open else "]"
         raise ValueError(f"{where}{name} must be in {left}{_fmt(lo)}, {_fmt(hi)}{right}, "
-                         f"got {_first_bad(v, bad)}")
+                         f"got {first_bad(v, bad)}")
 
 
 def check_positive(name: str, x, *, allow_zero: bool = False, where: str = "") -> None:
