@@ -77,26 +77,44 @@ def discretized_gaussian_log_likelihood(x: chex.Array, mean: chex.Array,
     Returns:
       The broadcast shape, log-probabilities in nats.
     """
+    return discretized_symmetric_log_likelihood(
+        x, mean, log_scale, log_cdf=log_ndtr,
+        log_pdf=lambda y: -0.5 * (_LOG_2PI + jnp.square(y)), num_bins=num_bins)
+
+
+def discretized_symmetric_log_likelihood(x: chex.Array, mean: chex.Array,
+                                         log_scale: chex.Array, *, log_cdf, log_pdf,
+                                         num_bins: int = 256) -> chex.Array:
+    """Elementwise log-probability of the bin of x under a discretized location-scale
+    distribution whose standard form is symmetric (Gaussian, logistic).
+
+    Bins as in ``discretized_gaussian_log_likelihood``; the edge bins use the log CDF
+    directly, an interior bin its CDF difference taken on the side where it lies
+    (F(b) - F(a) = F(-a) - F(-b) by symmetry, so the larger value is never close to 1,
+    where float32 would round the difference away), in log space; bins narrower than
+    1e-3 scale units use the midpoint rule.
+
+    Args:
+      x, mean, log_scale: data on the grid, location and log scale (broadcastable).
+      log_cdf: log F of the standard distribution (e.g. ``log_ndtr``).
+      log_pdf: log f of the standard distribution.
+      num_bins: quantisation levels.
+    """
     if num_bins < 2:
         raise ValueError(f"num_bins must be >= 2, got {num_bins}")
     half = 1.0 / (num_bins - 1)
-    inv_std = jnp.exp(-log_scale)
+    inv_scale = jnp.exp(-log_scale)
     centered = x - mean
-    upper = inv_std * (centered + half)  # standardised bin edges b > a
-    lower = inv_std * (centered - half)
-    log_cdf_upper = log_ndtr(upper)  # lowest bin: P(X <= b)
-    log_sf_lower = log_ndtr(-lower)  # highest bin: P(X > a)
-    # Interior bin. Reflect bins above the mean (Phi(b) - Phi(a) = Phi(-a) - Phi(-b)) so
-    # the larger CDF value is never close to 1, where float32 would round the difference.
-    mid = inv_std * centered
+    upper = inv_scale * (centered + half)  # standardised bin edges b > a
+    lower = inv_scale * (centered - half)
+    mid = inv_scale * centered
     above = mid > 0
     hi = jnp.where(above, -lower, upper)
     lo = jnp.where(above, -upper, lower)
-    log_hi, log_lo = log_ndtr(hi), log_ndtr(lo)
+    log_hi, log_lo = log_cdf(hi), log_cdf(lo)
     # min(., -1e-30) keeps log(-expm1(.)) finite in the branch where.
     log_delta = log_hi + jnp.log(-jnp.expm1(jnp.minimum(log_lo - log_hi, -1e-30)))
     width = upper - lower
-    log_midpoint = -0.5 * (_LOG_2PI + jnp.square(mid)) + jnp.log(width)
-    log_delta = jnp.where(width < _NARROW_BIN, log_midpoint, log_delta)
-    return jnp.where(x < -1.0 + half, log_cdf_upper,
-                     jnp.where(x > 1.0 - half, log_sf_lower, log_delta))
+    log_delta = jnp.where(width < _NARROW_BIN, log_pdf(mid) + jnp.log(width), log_delta)
+    return jnp.where(x < -1.0 + half, log_cdf(upper),
+                     jnp.where(x > 1.0 - half, log_cdf(-lower), log_delta))

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen.core import checks
+from jaxgen.core.gaussians import discretized_symmetric_log_likelihood
 from jaxgen.core.gaussians import gaussian_log_likelihood as _gaussian_elementwise
 from jaxgen.core.rng import per_example_keys
 from jaxgen.vae.latent import sum_per_example
@@ -39,10 +40,6 @@ LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
 # loss to -inf.
 MIN_LOG_SCALE = -7.0
 MIN_LOGVAR = 2.0 * MIN_LOG_SCALE
-
-# Bins narrower than this (in units of the logistic's scale) use the midpoint rule: the
-# CDF difference would cancel in float32 (the same rule as the Gaussian decoder's).
-_NARROW_BIN = 1e-3
 
 
 def _check_target(x, param, param_name: str) -> None:
@@ -140,7 +137,7 @@ def discretized_logistic_log_likelihood(x: chex.Array, mean: chex.Array,
     x_k = -1 + 2k/(num_bins - 1) is [x_k - h, x_k + h], h = 1/(num_bins - 1), and the
     two extreme bins extend to -inf and +inf, so the probabilities of all bins sum to 1.
     The CDF difference is taken in log space on the side of the distribution where the
-    bin lies (as in ``jaxgen.diffusion.discretized_gaussian_log_likelihood``), so tails
+    bin lies (``jaxgen.core.gaussians.discretized_symmetric_log_likelihood``), so tails
     give large finite negative values rather than log 0.
 
     Args:
@@ -152,25 +149,10 @@ def discretized_logistic_log_likelihood(x: chex.Array, mean: chex.Array,
     _check_target(x, mean, "mean")
     checks.check_coefficient("log_scale", log_scale, "x", x)
     check_8bit(x, num_bins)
-    half = 1.0 / (num_bins - 1)
-    inv_s = jnp.exp(-log_scale)
-    centered = x - mean
-    upper = inv_s * (centered + half)
-    lower = inv_s * (centered - half)
-    mid = inv_s * centered
-    # Reflect bins above the mean (F(b) - F(a) = F(-a) - F(-b)) so the larger CDF value
-    # is never close to 1, where float32 would round the difference away.
-    above = mid > 0
-    hi = jnp.where(above, -lower, upper)
-    lo = jnp.where(above, -upper, lower)
-    log_hi, log_lo = _log_sigmoid(hi), _log_sigmoid(lo)
-    log_delta = log_hi + jnp.log(-jnp.expm1(jnp.minimum(log_lo - log_hi, -1e-30)))
-    width = upper - lower
-    # log density of the standard logistic at mid, times the bin width
-    log_midpoint = mid - 2.0 * jax.nn.softplus(mid) + jnp.log(width)
-    log_delta = jnp.where(width < _NARROW_BIN, log_midpoint, log_delta)
-    log_p = jnp.where(x < -1.0 + half, _log_sigmoid(upper),
-                      jnp.where(x > 1.0 - half, _log_sigmoid(-lower), log_delta))
+    # The standard logistic: log F(y) = log sigmoid(y), log f(y) = y - 2 softplus(y).
+    log_p = discretized_symmetric_log_likelihood(
+        x, mean, log_scale, log_cdf=_log_sigmoid,
+        log_pdf=lambda y: y - 2.0 * jax.nn.softplus(y), num_bins=num_bins)
     return sum_per_example(log_p)
 
 
