@@ -4,6 +4,9 @@ Gaussian decoder with fixed std 0.1 on the grey levels in [-1, 1], beta = 1e-6, 
 latent stays near the prior's scale while reconstructions are nearly exact. (Rombach et
 al. add perceptual and adversarial losses, not reproduced here.)
 
+This is a flat-vector VAE; the spatial KL autoencoder that latent diffusion runs on (a
+7 x 7 x C latent, optional patch discriminator) is ``configs/autoencoder_mnist.py``.
+
 Launch:
   python -m jaxgen.main --config=configs/beta_vae_ldm_mnist.py \
       --workdir=runs/beta_vae_ldm_mnist --config.data.data_dir=../shared/tfds

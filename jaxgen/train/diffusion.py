@@ -4,7 +4,10 @@ One family trains every process of ``jaxgen.diffusion`` -- discrete DDPM (Ho et 
 2020), the VP and VE SDEs (Song et al. 2021), rectified flow (Liu et al. 2023) and EDM
 (Karras et al. 2022) -- with any prediction target, loss weighting and training-time
 distribution, optional EDM preconditioning and classifier-free guidance (Ho & Salimans
-2022). The config picks them; ``configs/base.py`` lists the fields.
+2022), in pixel space or in the latent space of a trained autoencoder
+(``jaxgen.train.latent``), optionally conditioned on a low-resolution image for
+super-resolution (``jaxgen.train.conditioning``). The config picks them;
+``configs/base.py`` lists the fields.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import ml_collections
 import optax
 
 from jaxgen import diffusion, nets
+from jaxgen.train import conditioning
+from jaxgen.train import latent as latent_lib
 from jaxgen.train.optim import build_optimizer
 from jaxgen.train.state import TrainState
 
@@ -30,6 +35,7 @@ TIME_FEATURE_SCALE = 1000.0
 # the key it has always used, so unconditional runs see the same randomness as before.
 _LABEL_DROPOUT_STREAM = 0x1ABE1
 _LIKELIHOOD_STREAM = 0xB0D
+_LATENT_STREAM = 0x1A7E
 
 
 def make_process(d: ml_collections.ConfigDict):
@@ -58,6 +64,12 @@ class DiffusionFamily:
     ``num_classes`` means "no class", which ``diffusion.label_dropout`` substitutes
     during training so that sampling can apply classifier-free guidance.
 
+    With ``latent.autoencoder_workdir`` the network works on the autoencoder's scaled
+    latents (``model_shape``) and ``sample`` decodes them to images. With
+    ``diffusion.condition='low_res'`` it also sees, concatenated to x_t, the bicubic
+    upsampling of the area-downsampled image (``cond``); ``sample`` super-resolves the
+    first eval-split images.
+
     Args:
       config: the run config (sections ``model``, ``diffusion``, ``sampler``, ``optim``,
         ``train``).
@@ -70,10 +82,15 @@ class DiffusionFamily:
     def validate_config(config: ml_collections.ConfigDict) -> None:
         from jaxgen.train import validation
         validation.validate_diffusion_config(config)
+        conditioning.validate_config(config)
+        latent_lib.validate_config(config)
 
     @staticmethod
     def check_data(config: ml_collections.ConfigDict, example_shape) -> None:
         from jaxgen.train import validation
+        if latent_lib.enabled(config):
+            example_shape = latent_lib.check_autoencoder_run(config, example_shape)
+        conditioning.check_data(config, example_shape)
         validation.check_diffusion_data(config, example_shape)
 
     def __init__(self, config: ml_collections.ConfigDict, data_shape):
@@ -86,7 +103,12 @@ class DiffusionFamily:
         self.label_dropout = float(d.label_dropout)
         self.t_sampler = diffusion.time_sampler(self.process, d.time_sampler, mean=d.time_mean,
                                                 std=d.time_std, shift=d.time_shift)
-        self.model = nets.build(config.model, out_channels=self.data_shape[-1],
+        self.latent = latent_lib.LatentSpace(config) if latent_lib.enabled(config) else None
+        # The shape the network denoises: the data's, or the autoencoder's latent.
+        self.model_shape = self.latent.latent_shape if self.latent else self.data_shape
+        self.low_res = conditioning.low_res_size(config)
+        self._sr_images = None
+        self.model = nets.build(config.model, out_channels=self.model_shape[-1],
                                 num_classes=self.num_classes or None)
         self.tx = build_optimizer(config.optim, config.train.num_steps)
         self.ema_decay = config.optim.ema_decay
@@ -98,7 +120,8 @@ class DiffusionFamily:
         return jnp.int32 if self.process.discrete else jnp.float32
 
     def init(self, rng) -> TrainState:
-        x = jnp.zeros((1,) + self.data_shape, jnp.float32)
+        channels = self.model_shape[-1] * (2 if self.low_res else 1)
+        x = jnp.zeros((1,) + self.model_shape[:-1] + (channels,), jnp.float32)
         t = jnp.zeros((1,), self.time_dtype)
         label = jnp.zeros((1,), jnp.int32) if self.num_classes else None
         params = self.model.init(rng, x, t, label)["params"]
@@ -113,14 +136,18 @@ class DiffusionFamily:
             return (TIME_FEATURE_SCALE / 4.0) * jnp.log(t)
         return TIME_FEATURE_SCALE * t
 
-    def denoiser(self, params, *, train=False, rng=None):
+    def denoiser(self, params, *, train=False, rng=None, cond=None):
         """Closes over params: (x_t, t, labels=None) -> prediction of ``self.prediction``.
 
         ``labels=None`` gives the unconditional prediction of a class-conditional model.
+        ``cond`` (B, H, W, C): the upsampled low-res images of a super-resolution model,
+        concatenated to x_t along the channels.
         """
         rngs = {"dropout": rng} if rng is not None else None
 
         def net(x, features, labels=None):
+            if cond is not None:
+                x = jnp.concatenate([x, cond.astype(x.dtype)], axis=-1)
             p = params
             if self.compute_dtype != jnp.float32:
                 # Mixed precision: the network computes in bf16 from a bf16 copy of the
@@ -138,10 +165,10 @@ class DiffusionFamily:
                 self.process, self.config.diffusion.sigma_data)
         return lambda x, t, labels=None: net(x, self.time_features(t), labels)
 
-    def model_fn(self, params, labels=None, *, train=False, rng=None):
-        """Closes over params (and labels): (x_t, t) -> prediction, the sampler/loss
-        interface of ``jaxgen.diffusion``."""
-        fn = self.denoiser(params, train=train, rng=rng)
+    def model_fn(self, params, labels=None, *, train=False, rng=None, cond=None):
+        """Closes over params (and labels, cond): (x_t, t) -> prediction, the
+        sampler/loss interface of ``jaxgen.diffusion``."""
+        fn = self.denoiser(params, train=train, rng=rng, cond=cond)
         return lambda x, t: fn(x, t, labels)
 
     def sample_labels(self, num: int):
@@ -151,15 +178,25 @@ class DiffusionFamily:
             return None
         return jnp.arange(num, dtype=jnp.int32) % self.num_classes
 
-    def guided_model_fn(self, params, labels):
-        """The model the sampler runs: conditional on ``labels``, with classifier-free
-        guidance of weight ``sampler.guidance_weight`` when the model was trained with
-        label dropout."""
+    def guided_model_fn(self, params, labels, cond=None):
+        """The model the sampler runs: conditional on ``labels`` (and ``cond``), with
+        classifier-free guidance of weight ``sampler.guidance_weight`` when the model was
+        trained with label dropout."""
         w = self.config.sampler.guidance_weight
         if labels is None or not (self.label_dropout > 0 and w != 0):
-            return self.model_fn(params, labels)
-        return diffusion.classifier_free_guidance(self.denoiser(params), labels, w,
+            return self.model_fn(params, labels, cond=cond)
+        return diffusion.classifier_free_guidance(self.denoiser(params, cond=cond), labels, w,
                                                   null_label=self.num_classes)
+
+    def model_inputs(self, batch, rng, positions=None):
+        """(x, cond) the denoiser is trained on for ``batch``: the images, or their scaled
+        latents (noise from ``rng``, per example ``positions``); and the upsampled low-res
+        images of a super-resolution model (else None)."""
+        x = batch["x"]
+        cond = conditioning.condition_from_images(x, self.low_res) if self.low_res else None
+        if self.latent is not None:
+            x = self.latent.encode(x, jax.random.fold_in(rng, _LATENT_STREAM), positions)
+        return x, cond
 
     def loss(self, params, batch, rng, positions=None):
         """Mean denoising loss of ``batch``; ``positions`` (B,) are its examples' places
@@ -173,8 +210,9 @@ class DiffusionFamily:
                                                labels, self.label_dropout, self.num_classes,
                                                positions=positions)
         d = self.config.diffusion
+        x, cond = self.model_inputs(batch, rng, positions)
         per_example = diffusion.denoising_loss(
-            self.model_fn(params, labels, train=True, rng=k_drop), self.process, batch["x"],
+            self.model_fn(params, labels, train=True, rng=k_drop, cond=cond), self.process, x,
             k_loss, prediction=self.prediction, weighting=d.weighting,
             t_sampler=self.t_sampler, gamma=d.min_snr_gamma, sigma_data=d.sigma_data,
             positions=positions)
@@ -228,11 +266,42 @@ class DiffusionFamily:
         return kwargs
 
     def sample(self, params, rng, num: int):
-        """Draws ``num`` samples with the configured sampler. Returns (num, *data_shape)."""
+        """Draws ``num`` samples with the configured sampler (decoded to images in latent
+        diffusion; for super-resolution, the super-resolved low-res versions of the first
+        ``num`` eval-split images, see ``sr_images``). Returns (num, *data_shape)."""
+        if self.low_res:
+            images = jnp.asarray(self.sr_images())
+            images = images[jnp.arange(num) % images.shape[0]]
+            return self.super_resolve(params, conditioning.area_downsample(images, self.low_res),
+                                      rng)
+        k_init, k_sample = jax.random.split(rng)
+        x_T = diffusion.prior_noise(self.process, k_init, (num,) + self.model_shape)
+        model_fn = self.guided_model_fn(params, self.sample_labels(num))
+        out = diffusion.sample(model_fn, self.process, x_T, k_sample, **self.sampler_kwargs())
+        return self.latent.decode(out) if self.latent is not None else out
+
+    def sr_images(self):
+        """The high-res eval-split images whose low-res versions ``sample`` super-resolves:
+        the first 100 (read once)."""
+        if self._sr_images is None:
+            from jaxgen.train.autoencoder import first_images
+            self._sr_images = first_images(self.config.data, self.config.data.eval_split, 100)
+        return self._sr_images
+
+    def super_resolve(self, params, low_res, rng):
+        """Samples (B, *data_shape) conditioned on low-res images (B, h, w, C) in [-1, 1]
+        (``conditioning.super_resolve``)."""
+        expected = (self.low_res, self.data_shape[1] * self.low_res // self.data_shape[0],
+                    self.data_shape[2])
+        if tuple(low_res.shape[1:]) != expected:
+            raise ValueError(f"low_res must be (B, {', '.join(map(str, expected))}), got "
+                             f"{tuple(low_res.shape)}")
+        num = low_res.shape[0]
+        cond = conditioning.upsample(low_res, (num,) + self.data_shape)
         k_init, k_sample = jax.random.split(rng)
         x_T = diffusion.prior_noise(self.process, k_init, (num,) + self.data_shape)
-        model_fn = self.guided_model_fn(params, self.sample_labels(num))
-        return diffusion.sample(model_fn, self.process, x_T, k_sample, **self.sampler_kwargs())
+        return diffusion.sample(self.model_fn(params, cond=cond), self.process, x_T, k_sample,
+                                **self.sampler_kwargs())
 
     def evaluate(self, params, batch, rng):
         """Mean denoising loss of ``params`` on ``batch`` (fixed rng -> comparable).
@@ -243,9 +312,14 @@ class DiffusionFamily:
         bound on the 8-bit likelihood); for points (D,) a Gaussian decoder (a bound on a
         density, which can be negative): ``bpd`` and its
         parts ``bpd_prior`` (L_T), ``bpd_diffusion`` (sum of L_{t-1}) and ``bpd_decoder``
-        (L_0). A class-conditional model gives the bound of p(x | label).
+        (L_0). A class-conditional model gives the bound of p(x | label). A
+        super-resolution model also reports ``psnr_sr`` of its samples and
+        ``psnr_nearest`` / ``psnr_bicubic`` of plain upsampling against the batch
+        (``conditioning.sr_psnr``).
         """
         out = {"loss": self.loss(params, batch, rng)}
+        if self.low_res:
+            out.update(conditioning.sr_psnr(self, params, batch["x"], rng))
         if self.config.eval.likelihood:
             labels = batch["label"] if self.num_classes else None
             bound = diffusion.variational_bound(
