@@ -21,7 +21,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.data.random_flip = False
 
     c.model = config_dict.ConfigDict()
-    c.model.name = "unet"              # 'unet' (images) or 'mlp' (toy (N, D) data)
+    c.model.name = "unet"              # 'unet' or 'dit' (images), 'mlp' (toy (N, D) data)
     c.model.block_channels = (32, 64)
     c.model.attention = (False, True)
     c.model.layers_per_block = 2
@@ -33,6 +33,15 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.model.num_classes = 0            # > 0: conditioned on batch['label'] (+1 'no class' row)
     c.model.hidden_dim = 256           # 'mlp' only: width of the hidden layers
     c.model.num_layers = 3             # 'mlp' only: residual blocks
+    c.model.dit_size = ""              # 'dit': 'S', 'B', 'L' or 'XL' (Peebles & Xie 2023,
+                                       # Table 1) sets depth/hidden_size/num_heads; '': below
+    c.model.patch_size = 2             # 'dit': p x p patches (image sides divisible by p)
+    c.model.hidden_size = 384          # 'dit': token width (divisible by 4 and num_heads)
+    c.model.depth = 12                 # 'dit': transformer blocks
+    c.model.num_heads = 6              # 'dit': attention heads
+    c.model.mlp_ratio = 4.0            # 'dit': MLP hidden width / hidden_size
+    c.model.remat = False              # 'unet'/'dit': recompute each block's activations in
+                                       # the backward pass (less memory, ~1 more forward)
 
     c.diffusion = config_dict.ConfigDict()
     c.diffusion.process = "ddpm"       # 'ddpm', 'vp', 've', 'rectified_flow' or 'edm'
@@ -55,6 +64,16 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.diffusion.time_shift = 1.0       # SD3 time shift (uniform / logit_normal); 1 = none
     c.diffusion.precondition = "none"  # 'none' or 'edm' (the network then predicts 'x0')
     c.diffusion.label_dropout = 0.0    # classifier-free guidance training; 0 disables
+    c.diffusion.condition = "none"     # 'none' or 'low_res': super-resolution, the network
+                                       # also sees the upsampled low-res image (Saharia et al.)
+    c.diffusion.low_res_size = 14      # 'low_res': side of the area-downsampled input
+
+    c.latent = config_dict.ConfigDict()  # latent diffusion (family 'diffusion')
+    c.latent.autoencoder_workdir = ""  # a trained family-'autoencoder' run: diffuse in its
+                                       # latent space; '' = pixel space
+    c.latent.scale_factor = config_dict.placeholder(float)  # None: 1 / std of the latents,
+                                       # estimated from the autoencoder's training images
+    c.latent.scale_images = 1000       # images that estimate uses
 
     c.sampler = config_dict.ConfigDict()
     c.sampler.method = "ddpm"          # 'ddpm', 'ddim', 'euler', 'heun', 'euler_maruyama',
@@ -68,6 +87,10 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.sampler.guidance_weight = 0.0    # classifier-free guidance w (needs label_dropout > 0)
     c.sampler.snr = 0.16               # 'pc': Langevin corrector signal-to-noise ratio
     c.sampler.corrector_steps = 1      # 'pc': Langevin steps per level
+    c.sampler.temperature = 1.0        # autoregressive families: softmax temperature of
+                                       # each draw (0 = argmax)
+    c.sampler.top_k = 0                # autoregressive: draw among the k most likely values
+                                       # only; 0 = all
 
     c.optim = config_dict.ConfigDict()
     c.optim.name = "adam"
@@ -136,6 +159,52 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.vae.num_samples = 1              # training: 1 = ELBO, k > 1 = IWAE bound L_k
     c.vae.eval_num_samples = 0         # evaluate: IWAE log p(x) estimate with k samples; 0 off
     c.vae.eval_chunk_size = 100        # samples per chunk of that estimate (memory)
+
+    c.autoencoder = config_dict.ConfigDict()  # family 'autoencoder': the KL autoencoder of
+                                       # latent diffusion; see jaxgen/train/autoencoder.py
+    c.autoencoder.channels = (32, 64, 64)  # channels per level; one stride-2 step between
+    c.autoencoder.downsample_factor = 4  # = 2^(levels - 1): H x W -> H/f x W/f
+    c.autoencoder.latent_channels = 4  # C of the latent
+    c.autoencoder.num_res_blocks = 1   # residual blocks per level (decoder: one more)
+    c.autoencoder.num_groups = 8       # GroupNorm groups
+    c.autoencoder.reconstruction = "l1"  # pixel loss summed per image: 'l1' or 'l2'
+    c.autoencoder.kl_weight = 1e-6     # weight of KL(q(z|x) || N(0, I)) (Rombach et al.)
+    c.autoencoder.disc_weight = 0.0    # patch discriminator (hinge) weight; 0 = none
+    c.autoencoder.disc_warmup = 2000   # steps before the discriminator is switched on
+    c.autoencoder.disc_channels = (32, 64)  # its stride-2 conv channels
+    c.autoencoder.disc_learning_rate = 2e-4
+
+    c.ar = config_dict.ConfigDict()    # family 'autoregressive' (model.name 'pixelcnn' or
+                                       # 'gated_pixelcnn'); see jaxgen/train/autoregressive.py
+    c.ar.num_levels = 2                # values per pixel: 2 = binarized (Bernoulli), 256 =
+                                       # 8-bit (256-way softmax)
+    c.ar.channels = 64                 # feature maps of the masked / gated layers
+    c.ar.num_layers = 6                # layers after the first (mask-A) one
+    c.ar.kernel_size = 3               # their kernel (odd)
+    c.ar.first_kernel_size = 7         # the first layer's kernel (odd, >= 3)
+    c.ar.head_channels = 128           # the 1x1 layer before the logits
+
+    c.vq = config_dict.ConfigDict()    # family 'vqvae' (van den Oord et al. 2017); see
+                                       # jaxgen/train/vqvae.py
+    c.vq.num_codes = 64                # K, codebook size
+    c.vq.code_dim = 16                 # D, width of each code
+    c.vq.channels = (32, 64)           # encoder stride-2 levels (decoder mirrored)
+    c.vq.num_res_blocks = 1            # residual blocks at the code resolution
+    c.vq.commitment = 0.25             # beta of the commitment loss
+    c.vq.codebook_update = "ema"       # 'ema' (moving averages, App. A.1) or 'loss'
+                                       # (the codebook term ||sg[z_e] - e||^2 of Eq. 3)
+    c.vq.ema_decay = 0.99              # 'ema': gamma
+    c.vq.ema_epsilon = 1e-5            # 'ema': Laplace smoothing of the counts
+    c.vq.restart_threshold = 0.0       # 'ema': codes whose running count falls below it
+                                       # restart at a random encoding (Jukebox); 0 = never
+
+    c.prior = config_dict.ConfigDict()  # family 'vq_prior': a causal transformer over the
+                                       # code grid of a trained VQ-VAE; jaxgen/train/vq_prior.py
+    c.prior.vqvae_workdir = ""         # the trained family-'vqvae' run (required)
+    c.prior.num_layers = 4             # transformer blocks
+    c.prior.embed_dim = 128            # token width (divisible by num_heads)
+    c.prior.num_heads = 4              # attention heads
+    c.prior.mlp_ratio = 4              # MLP hidden width / embed_dim
 
     c.eval = config_dict.ConfigDict()
     c.eval.num_samples = 1000          # samples per sample-quality evaluation; 0 disables it

@@ -9,7 +9,10 @@ norm_num_groups=8)``: 1,623,169 parameters in both. With torch + diffusers insta
 
   python experiments/bench.py [--batch 32] [--repeats 10] [--threads 2] [--no-peer]
       [--full-steps 50] [--full-repeats 5] [--full-methods ddim,dpm_solver++,euler]
-      [--skip-train]
+      [--skip-train] [--suite unet|dit|all] [--dit-batch 8] [--dit-repeats 3]
+
+``--suite dit`` times the DiT-S/2 and DiT-B/2 train steps instead (see
+experiments/bench_dit.py); ``--suite all`` runs both.
 
 Reports medians (ms), compile time, XLA's FLOP count and achieved GFLOP/s, peak
 memory, and jaxgen/peer time ratios; writes JSON to experiments/results/.
@@ -337,7 +340,17 @@ def main(argv=None):
     ap.add_argument("--skip-train", action="store_true",
                     help="only the full sampling runs (keeps the other fields of --out)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "bench_ddpm_unet.json"))
+    ap.add_argument("--suite", default="unet", choices=("unet", "dit", "all"),
+                    help="'dit': the DiT-S/2 and DiT-B/2 train steps (experiments/"
+                         "bench_dit.py, results/bench_dit.json); 'all': both")
+    ap.add_argument("--dit-batch", type=int, default=8)
+    ap.add_argument("--dit-repeats", type=int, default=3)
     args = ap.parse_args(argv)
+    if args.suite in ("dit", "all"):
+        from experiments import bench_dit
+        bench_dit.run_suite(["S/2", "B/2"], args.dit_batch, args.dit_repeats)
+        if args.suite == "dit":
+            return
     sampler_batches = (1, 16)
     full_methods = [m for m in args.full_methods.split(",") if m]
     for m in full_methods:

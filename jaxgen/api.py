@@ -19,7 +19,8 @@ from jaxgen.train import checkpoint, loop, sharding
 # An overridable field inside a fixed section (the VAE's likelihood estimate) wins.
 OVERRIDABLE = ("seed", "sampler", "data", "train.eval_batches", "eval", "vae.eval_num_samples",
                "vae.eval_chunk_size")
-MUST_MATCH = ("family", "model", "diffusion", "vae", "gan")
+MUST_MATCH = ("family", "model", "diffusion", "vae", "gan", "ar", "vq", "prior", "autoencoder",
+              "latent")
 
 
 def _plain(config) -> dict:
@@ -44,6 +45,27 @@ def _under(path: str, sections) -> bool:
     return any(path == s or path.startswith(s + ".") for s in sections)
 
 
+def _set(tree: dict, path: str, value) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def _is_new_field(saved: dict, path: str) -> bool:
+    """Whether ``path`` is missing from ``saved`` while its section exists there (a field
+    added to a section after the run was saved), or its whole top-level section is new."""
+    *parents, _ = path.split(".")
+    node = saved
+    for part in parents:
+        if not isinstance(node, dict):
+            return False
+        if part not in node:
+            return True
+        node = node[part]
+    return isinstance(node, dict)
+
+
 def inference_config(saved, given) -> ml_collections.ConfigDict:
     """The config to sample or evaluate a trained run with.
 
@@ -52,7 +74,9 @@ def inference_config(saved, given) -> ml_collections.ConfigDict:
       given: a full config (e.g. the ``--config`` of the command line) or a partial nested
         dict such as ``{"sampler": {"method": "ddim", "num_steps": 50}}``. Its fields
         under ``OVERRIDABLE`` replace the saved ones; its fields under ``MUST_MATCH``
-        must equal the saved ones; the rest are ignored.
+        must equal the saved ones; the rest are ignored. A ``MUST_MATCH`` field the run's
+        config lacks (jaxgen gained it after the run was saved) takes the given value, so
+        that runs trained before a new option existed still load with today's configs.
 
     Raises:
       ConfigError: a ``MUST_MATCH`` field differs from the run's, or an overridable field
@@ -65,13 +89,13 @@ def inference_config(saved, given) -> ml_collections.ConfigDict:
         if _under(path, OVERRIDABLE):
             if path not in saved_flat:
                 raise ConfigError(path, value, "is not a field of the run's config")
-            *parents, leaf = path.split(".")
-            node = out
-            for part in parents:
-                node = node[part]
-            node[leaf] = value
+            _set(out, path, value)
         elif _under(path, MUST_MATCH):
-            if saved_flat.get(path, missing) != value:
+            if path not in saved_flat and _is_new_field(out, path):
+                # A field jaxgen gained after the run was trained: the run behaves as its
+                # default, which is what a full given config holds.
+                _set(out, path, value)
+            elif saved_flat.get(path, missing) != value:
                 was = saved_flat.get(path, "<unset>")
                 raise ConfigError(path, value, f"must equal {was!r}, the value the run was "
                                   f"trained with ({', '.join(MUST_MATCH)} cannot change after "

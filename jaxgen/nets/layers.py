@@ -28,7 +28,8 @@ class ResBlock(nn.Module):
     eps: float = 1e-5
 
     @nn.compact
-    def __call__(self, x, emb, *, train: bool = False):
+    def __call__(self, x, emb, train: bool = False):
+        # ``train`` may come positionally: ``nn.remat`` takes it as a static argument.
         h = nn.silu(nn.GroupNorm(self.num_groups, epsilon=self.eps, name="norm1")(x))
         h = Conv(self.features, 3, name="conv1")(h)
         proj = nn.Dense(self.features * (2 if self.time_conditioning == "adagn" else 1),

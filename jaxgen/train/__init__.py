@@ -19,6 +19,10 @@ FAMILIES = {
     "diffusion": "jaxgen.train.diffusion:DiffusionFamily",
     "vae": "jaxgen.train.vae:VAEFamily",
     "gan": "jaxgen.train.gan:GANFamily",
+    "autoregressive": "jaxgen.train.autoregressive:AutoregressiveFamily",
+    "vqvae": "jaxgen.train.vqvae:VQVAEFamily",
+    "vq_prior": "jaxgen.train.vq_prior:VQPriorFamily",
+    "autoencoder": "jaxgen.train.autoencoder:AutoencoderFamily",
 }
 
 

@@ -135,8 +135,10 @@ def validate_diffusion_config(config) -> None:
 
 def _validate_model(config) -> None:
     model = choice(config, "model.name", nets.MODELS)
-    if model == "unet":
-        _validate_unet(config)
+    if model in ("unet", "dit"):
+        _validate_unet(config) if model == "unet" else _validate_dit(config)
+        if not isinstance(get_field(config, "model.remat"), bool):
+            raise ConfigError("model.remat", config.model.remat, "must be True or False")
     else:
         width = positive_int(config, "model.hidden_dim", minimum=2)
         if width % 2:
@@ -145,6 +147,19 @@ def _validate_model(config) -> None:
         positive_int(config, "model.num_layers")
     number(config, "model.dropout", 0.0, 1.0, hi_open=True)
     positive_int(config, "model.num_classes", minimum=0)
+
+
+def _validate_dit(config) -> None:
+    positive_int(config, "model.patch_size")
+    number(config, "model.mlp_ratio", 0.0, 1e3, lo_open=True)
+    if choice(config, "model.dit_size", ("",) + tuple(nets.DIT_SIZES)):
+        return  # the size sets depth, hidden_size and num_heads (Peebles & Xie, Table 1)
+    positive_int(config, "model.depth")
+    heads = positive_int(config, "model.num_heads")
+    width = positive_int(config, "model.hidden_size")
+    if width % 4 or width % heads:
+        raise ConfigError("model.hidden_size", width, f"must be divisible by 4 (2-D sin-cos "
+                          f"position embeddings) and by model.num_heads ({heads})")
 
 
 def _validate_unet(config) -> None:
@@ -379,3 +394,9 @@ def check_diffusion_data(config: ml_collections.ConfigDict, example_shape) -> No
             raise ConfigError("model.block_channels", tuple(config.model.block_channels),
                               f"{len(config.model.block_channels)} levels downsample by "
                               f"{factor}, which must divide the image size {h}x{w}")
+    if config.model.name == "dit":
+        p = config.model.patch_size
+        if len(example_shape) != 3 or example_shape[0] % p or example_shape[1] % p:
+            raise ConfigError("model.patch_size", p, f"must divide the image sides, but "
+                              f"data.name={config.data.name!r} gives examples of shape "
+                              f"{tuple(example_shape)} (the DiT needs images (H, W, C))")

@@ -199,3 +199,19 @@ def test_inference_overrides_may_reach_into_a_fixed_section_only_where_allowed()
     # ... what defines the trained model may not.
     with pytest.raises(ConfigError, match="vae.beta=2.0: must equal"):
         api.inference_config(saved, {"vae": {"beta": 2.0}})
+
+
+def test_a_run_saved_before_a_model_field_existed_loads_with_todays_config():
+    from configs import ddpm_digits
+    from jaxgen import api
+
+    given = ddpm_digits.get_config("smoke")
+    saved = api._plain(given)
+    del saved["model"]["remat"]            # as written before the field existed
+    out = api.inference_config(saved, given)
+    assert out.model.remat is False and out.model.block_channels == list(
+        given.model.block_channels)
+    # A field the run does have must still match.
+    given.model.num_groups = 4
+    with pytest.raises(ConfigError, match="model.num_groups=4: must equal"):
+        api.inference_config(saved, given)
