@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
+# The fast suite runs on 2 worker processes (pytest-xdist; most of its time is single-
+# threaded XLA compilation). PYTEST_WORKERS=0 runs it in this process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test test-slow bench clean
 
@@ -24,7 +27,7 @@ demo: $(VENV)/.installed
 
 # pytest exits 5 when it collected no tests: treat that as a failure, never a pass.
 test: $(VENV)/.installed
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; exit 1; fi; exit $$rc
 
 test-slow: $(VENV)/.installed

@@ -9,10 +9,12 @@ norm_num_groups=8)``: 1,623,169 parameters in both. With torch + diffusers insta
 
   python experiments/bench.py [--batch 32] [--repeats 10] [--threads 2] [--no-peer]
       [--full-steps 50] [--full-repeats 5] [--full-methods ddim,dpm_solver++,euler]
-      [--skip-train] [--suite unet|dit|all] [--dit-batch 8] [--dit-repeats 3]
+      [--skip-train] [--suite unet|dit|families|all] [--dit-batch 8] [--dit-repeats 3]
 
 ``--suite dit`` times the DiT-S/2 and DiT-B/2 train steps instead (see
-experiments/bench_dit.py); ``--suite all`` runs both.
+experiments/bench_dit.py); ``--suite families`` every training family through its
+generic interface, with PyTorch peers where they exist (experiments/bench_families.py);
+``--suite all`` runs all three.
 
 Reports medians (ms), compile time, XLA's FLOP count and achieved GFLOP/s, peak
 memory, and jaxgen/peer time ratios; writes JSON to experiments/results/.
@@ -340,12 +342,19 @@ def main(argv=None):
     ap.add_argument("--skip-train", action="store_true",
                     help="only the full sampling runs (keeps the other fields of --out)")
     ap.add_argument("--out", default=os.path.join(RESULTS, "bench_ddpm_unet.json"))
-    ap.add_argument("--suite", default="unet", choices=("unet", "dit", "all"),
+    ap.add_argument("--suite", default="unet", choices=("unet", "dit", "families", "all"),
                     help="'dit': the DiT-S/2 and DiT-B/2 train steps (experiments/"
-                         "bench_dit.py, results/bench_dit.json); 'all': both")
+                         "bench_dit.py, results/bench_dit.json); 'families': every "
+                         "family (experiments/bench_families.py); 'all': all of them")
     ap.add_argument("--dit-batch", type=int, default=8)
     ap.add_argument("--dit-repeats", type=int, default=3)
     args = ap.parse_args(argv)
+    if args.suite in ("families", "all"):
+        from experiments import bench_families
+        bench_families.main(["--threads", str(args.threads)] + (["--no-peer"] if args.no_peer
+                                                                 else []))
+        if args.suite == "families":
+            return
     if args.suite in ("dit", "all"):
         from experiments import bench_dit
         bench_dit.run_suite(["S/2", "B/2"], args.dit_batch, args.dit_repeats)
