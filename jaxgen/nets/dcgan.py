@@ -89,17 +89,22 @@ class DCGANGenerator(nn.Module):
       out_shape: (H, W, C) of the images; H and W divisible by 2 ** len(channels).
       channels: feature channels from the projection upwards.
       num_classes: > 0: conditional batch normalisation with a gamma^y, beta^y per class.
+      bn_momentum: momentum of the batch-norm running averages; 0 makes a training-mode
+        pass store the batch's own statistics (standing statistics,
+        ``jaxgen.train.gan.GANFamily.standing_stats``).
     """
 
     out_shape: Sequence[int]
     channels: Sequence[int] = (64, 32)
     num_classes: int = 0
+    bn_momentum: float = _BN_MOMENTUM
 
     def _norm(self, h, labels, train, name):
         if self.num_classes:
-            return ConditionalBatchNorm(self.num_classes, momentum=_BN_MOMENTUM, name=name)(
-                h, labels, train=train)
-        return nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM, name=name)(h)
+            return ConditionalBatchNorm(self.num_classes, momentum=self.bn_momentum,
+                                        name=name)(h, labels, train=train)
+        return nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                            name=name)(h)
 
     @nn.compact
     def __call__(self, z, labels=None, *, train: bool = False):

@@ -16,7 +16,12 @@ n_critic = 1 it is the alternating scheme of Goodfellow et al. 2014, Algorithm 1
   the discriminator sees the real and the generated batch in separate calls, as in
   DCGAN. The generator's running averages are updated only by its own update step.
 * Sampling: ``state.ema_params`` = ``{'params': EMA of the generator's parameters,
-  'batch_stats': its running averages}``; ``sample`` runs the generator in evaluation mode.
+  'batch_stats': the live generator's running averages}``; ``sample`` runs the generator
+  in evaluation mode. Running averages collected by the live generator do not describe
+  the EMA generator's activations (its weights differ), so a batch-normalised generator
+  samples with *standing statistics* (Brock et al. 2019, app. C.1): the batch statistics
+  of one training-mode pass of the EMA weights over ``STANDING_STATS_SAMPLES`` fixed
+  latents (classes cycling), computed at sampling time.
 
 State layout: ``params``, ``opt_state`` and ``model_state`` are dicts with keys
 ``'generator'`` and ``'discriminator'``.
@@ -42,6 +47,9 @@ _G, _D = "generator", "discriminator"
 # Stream of the generator update's key: fold_in(rng, i) for the i-th critic update,
 # fold_in(rng, _G_STREAM) for the generator's.
 _G_STREAM = 0x6E4
+# Standing statistics: latents from key(_STANDING_SEED), this many of them.
+STANDING_STATS_SAMPLES = 1024
+_STANDING_SEED = 0x57A
 
 
 class WeightClipState(optax.EmptyState):
@@ -337,13 +345,30 @@ class GANFamily:
                    grad_norm=jnp.maximum(out["d_grad_norm"], g_norm))
         return new, out
 
+    def standing_stats(self, g_params, g_stats):
+        """Batch-norm statistics of the generator with parameters ``g_params``: the batch
+        mean and variance of every normalised layer over ``STANDING_STATS_SAMPLES`` fixed
+        latents (``fold_in(key(_STANDING_SEED), i)``, classes cycling 0..K-1), i.e. the
+        running averages a pass with momentum 0 stores. ``g_stats`` gives the tree's
+        structure; an empty tree (no batch norm) is returned as is."""
+        if not jax.tree.leaves(g_stats):
+            return g_stats
+        num = STANDING_STATS_SAMPLES
+        z = self.latents(jax.random.key(_STANDING_SEED), num)
+        zero = jax.tree.map(jnp.zeros_like, g_stats)
+        _, new = self.generator.clone(bn_momentum=0.0).apply(
+            _variables(g_params, zero), z, self.sample_labels(num), train=True,
+            mutable=["batch_stats"])
+        return new["batch_stats"]
+
     def generate_from(self, params, z, labels=None):
-        """G(z) of the sampling parameters (``state.ema_params``) in evaluation mode.
+        """G(z) of the sampling parameters (``state.ema_params``) in evaluation mode, with
+        the standing statistics of those parameters (module doc).
         z: (B, latent_dim); labels: (B,) for a conditional generator."""
         if self.num_classes and labels is None:
             labels = self.sample_labels(z.shape[0])
-        return self.generate(params["params"], params["batch_stats"], z, labels,
-                             train=False)[0]
+        stats = self.standing_stats(params["params"], params["batch_stats"])
+        return self.generate(params["params"], stats, z, labels, train=False)[0]
 
     def sample(self, params, rng, num: int):
         """``num`` samples G(z), z ~ N(0, I) (row i from fold_in(rng, i)); classes cycle
