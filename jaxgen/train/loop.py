@@ -274,7 +274,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
     eval_key = keys(config.seed)["eval"]
     sample_fn = sampler(family)
     pictures = picture_options(config, family)
-    writer = MetricWriter(workdir)
+    writer = MetricWriter(workdir, start)
     bar = tqdm(total=tcfg.num_steps, initial=start, disable=quiet or jax.process_index() != 0,
                desc=f"{config.family}", dynamic_ncols=True)
     last_t, last_step = time.perf_counter(), start
