@@ -4,11 +4,13 @@ from jaxgen.data.pipeline import PrefetchIterator, Pipeline, epoch_permutation, 
 from jaxgen.data.sources import (
     DIGITS_SPLITS,
     IMAGE_SOURCES,
+    STACKED_PREFIX,
     TOY_PREFIX,
     ArraySource,
     TFDSSource,
     digits_source,
     make_source,
+    stacked_source,
     tfds_source,
 )
 from jaxgen.data.toy import (
@@ -30,6 +32,7 @@ __all__ = [
     "MIXTURES",
     "Pipeline",
     "PrefetchIterator",
+    "STACKED_PREFIX",
     "TFDSSource",
     "TOY_DISTRIBUTIONS",
     "TOY_PREFIX",
@@ -43,5 +46,6 @@ __all__ = [
     "preprocess",
     "sample",
     "sample_at",
+    "stacked_source",
     "tfds_source",
 ]

@@ -17,7 +17,8 @@ Two kinds are provided:
 
 Names starting with 'toy:' denote the 2-D toy distributions of
 :mod:`jaxgen.data.toy`, which :func:`make_source` returns as
-:class:`~jaxgen.data.toy.ToySource` objects.
+:class:`~jaxgen.data.toy.ToySource` objects; 'stacked:NAME' stacks three images of a
+one-channel dataset as RGB channels (:func:`stacked_source`, Stacked MNIST).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "TFDSSource",
     "tfds_source",
     "digits_source",
+    "stacked_source",
     "make_source",
 ]
 
@@ -48,6 +50,9 @@ __all__ = [
 # config validation can offer as suggestions.
 IMAGE_SOURCES = ("digits", "mnist", "fashion_mnist", "cifar10")
 TOY_PREFIX = "toy:"
+STACKED_PREFIX = "stacked:"
+# Seed of the permutations that pick a stacked example's second and third images.
+STACKED_SEED = 1000
 DIGITS_SPLITS = ("all", "train", "test")
 
 
@@ -333,12 +338,45 @@ def tfds_source(name: str, split: str, data_dir: str | os.PathLike | None = None
     return TFDSSource(ds, name=name, split=split, data_dir=data_dir)
 
 
+def stacked_source(base, seed: int = STACKED_SEED) -> ArraySource:
+    """Three images of a one-channel source stacked as the channels of one image.
+
+    Stacked MNIST (Metz et al. 2017, sec. 3.3.2; Srivastava et al. 2017, sec. 5.2): with K
+    classes in the base there are K**3 modes (1,000 for MNIST). Example i holds base images
+    i, p1[i] and p2[i] as channels 0, 1 and 2, where p1, p2 are fixed random permutations
+    of the base (from ``seed``); its label is ``K**2 l0 + K l1 + l2``. The stacked set has
+    as many examples as the base and is held in memory.
+
+    Args:
+      base: a source of (H, W, 1) images with labels (``num_classes`` > 0).
+      seed: seed of the permutations.
+
+    Returns:
+      ArraySource of (H, W, 3) images named 'stacked:<base name>'.
+    """
+    shape = tuple(base.image_shape)
+    if shape[-1] != 1 or not base.num_classes:
+        raise DataError(f"stacked:{base.name} needs one-channel images with labels, got "
+                        f"image shape {shape} and {base.num_classes} classes")
+    n, k = len(base), int(base.num_classes)
+    rng = np.random.default_rng(seed)
+    index = np.stack([np.arange(n), rng.permutation(n), rng.permutation(n)], axis=1)
+    images, labels = base.get_batch(np.arange(n))
+    images = np.asarray(images, dtype=np.uint8)[..., 0]
+    labels = np.asarray(labels, dtype=np.int64)
+    stacked = np.stack([images[index[:, c]] for c in range(3)], axis=-1)
+    label = (k * k) * labels[index[:, 0]] + k * labels[index[:, 1]] + labels[index[:, 2]]
+    return ArraySource(stacked, label, num_classes=k**3, name=f"{STACKED_PREFIX}{base.name}")
+
+
 def make_source(name: str, split: str = "train", data_dir: str | os.PathLike | None = None):
     """Builds a data source from a dataset name.
 
     Args:
       name: 'digits' (sklearn, in memory), 'toy:<distribution>' (2-D toy
-        distribution, see TOY_DISTRIBUTIONS), or any TFDS image dataset name.
+        distribution, see TOY_DISTRIBUTIONS), 'stacked:<name>' (three images of a
+        one-channel dataset as RGB channels, see stacked_source), or any TFDS image
+        dataset name.
       split: for 'digits': 'all', 'train' or 'test' (see digits_source); for
         TFDS: any split string; ignored for toy distributions.
       data_dir: TFDS data directory; ignored for 'digits' and toy data.
@@ -353,6 +391,8 @@ def make_source(name: str, split: str = "train", data_dir: str | os.PathLike | N
         raise DataError(f"dataset name must be a non-empty string, got {name!r}")
     if name.startswith(TOY_PREFIX):
         return ToySource(name[len(TOY_PREFIX):])
+    if name.startswith(STACKED_PREFIX):
+        return stacked_source(make_source(name[len(STACKED_PREFIX):], split, data_dir))
     if name == "digits":
         return digits_source(split)
     return tfds_source(name, split, data_dir)

@@ -138,3 +138,32 @@ def test_tfds_unknown_split_lists_available(mnist_metadata):
             sources.tfds_source("mnist", "validation", mnist_metadata)
         with pytest.raises(DataError, match=r"bad split 'train\[:200%\]'.*available splits: train, test"):
             sources.tfds_source("mnist", "train[:200%]", mnist_metadata)
+
+
+# --- stacked -----------------------------------------------------------------
+
+
+def test_stacked_source_stacks_three_base_images_with_a_joint_label():
+    base = sources.digits_source("train")
+    src = sources.make_source("stacked:digits", "train")
+    assert src.name == f"stacked:{base.name}" and len(src) == len(base)
+    assert src.image_shape == (8, 8, 3) and src.num_classes == 1000
+    # Every channel is an image of the base, and the label names the three digits.
+    flat = {base.images[i, ..., 0].tobytes(): int(base.labels[i]) for i in range(len(base))}
+    for i in (0, 7, len(src) - 1):
+        digits = [flat[src.images[i, ..., c].tobytes()] for c in range(3)]
+        assert src.labels[i] == 100 * digits[0] + 10 * digits[1] + digits[2]
+    np.testing.assert_array_equal(src.images[:, ..., 0], base.images[..., 0])
+    # The other channels are permutations of the base, not copies of channel 0.
+    for c in (1, 2):
+        assert sorted(src.images[:, ..., c].reshape(len(src), -1).sum(1)) == sorted(
+            base.images.reshape(len(base), -1).sum(1))
+        assert np.mean(src.images[..., c] != src.images[..., 0]) > 0.3
+    np.testing.assert_array_equal(src.labels, sources.stacked_source(base).labels)  # fixed
+    assert len(np.unique(src.labels)) > 500  # many of the 1,000 modes in 1,215 examples
+
+
+def test_stacked_source_needs_one_channel_images_with_labels():
+    rgb = sources.ArraySource(np.zeros((4, 2, 2, 3), np.uint8), np.zeros(4), 10, "rgb")
+    with pytest.raises(DataError, match="one-channel images with labels"):
+        sources.stacked_source(rgb)
