@@ -357,7 +357,8 @@ def main(argv=None):
             return
     if args.suite in ("dit", "all"):
         from experiments import bench_dit
-        bench_dit.run_suite(["S/2", "B/2"], args.dit_batch, args.dit_repeats)
+        bench_dit.run_suite(["S/2", "B/2"], args.dit_batch, args.dit_repeats,
+                            threads=args.threads, peer=not args.no_peer)
         if args.suite == "dit":
             return
     sampler_batches = (1, 16)

@@ -17,8 +17,24 @@ three forward passes: expect XLA's train FLOPs per image near 6x the paper's fig
 ``train.compute_dtype``; ``--peak-tflops`` (the device's dense peak in that dtype) adds
 the model FLOPs utilisation, train FLOPs / (step time x peak).
 
+PyTorch peer: diffusers' ``DiTTransformer2DModel`` with the same transformer (patch 2,
+4 -> 4 channels, 1000 classes, adaLN-Zero, tanh-GELU MLP of width 4d, biases
+everywhere), trained by the same step: DDPM noising of random latents at random t in
+[0, 1000), random labels, MSE against the noise, backward, ``torch.optim.Adam``; the
+median of as many timed repeats after one warm-up, with ``--threads`` torch threads, on
+CUDA when JAX runs on a GPU and torch has CUDA, under bf16 autocast with ``--dtype
+bfloat16``. Parameter counts: diffusers gives every block its own copy of the timestep
+MLP and class table (``norm1.emb``; its conversion script copies the paper's single
+embedder into each), where jaxgen and the paper share one, so the peer has 11 extra
+copies: 39,798,928 vs 32,858,896 parameters for S/2 and 147,427,600 vs 130,303,504 for
+B/2 (+21% / +13%). Without those copies the counts are identical (recorded as the peer's
+``params_shared_conditioning``). The copies add a little per-block embedding work and
+their Adam updates; diffusers also drops 10% of the labels to the null class in train
+mode (cheap). ``--no-peer`` skips the peer; without torch/diffusers it is skipped with a
+note (``pip install -e '.[peers]'``).
+
   python experiments/bench_dit.py [--models S/2,B/2] [--batch 8] [--repeats 5]
-      [--dtype float32|bfloat16] [--peak-tflops X]
+      [--dtype float32|bfloat16] [--peak-tflops X] [--threads 2] [--no-peer]
 """
 
 from __future__ import annotations
@@ -37,7 +53,7 @@ import optax
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxgen import diffusion  # noqa: E402
-from jaxgen.nets import DiT, dit_kwargs  # noqa: E402
+from jaxgen.nets import DIT_SIZES, DiT, dit_kwargs  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # Peebles & Xie (2023), Table 4: forward Gflops of one 32x32x4 latent.
@@ -92,10 +108,79 @@ def bench_model(name: str, batch: int, repeats: int, dtype: str, peak_tflops=Non
     return out
 
 
+def peer_modules():
+    """(torch, diffusers, DiTTransformer2DModel, DDPMScheduler), None; or None and the
+    reason when the peer is not installed."""
+    try:
+        import diffusers
+        import torch
+        from diffusers import DDPMScheduler, DiTTransformer2DModel
+    except ImportError as e:
+        return None, f"peer not installed ({e}); pip install -e '.[peers]'"
+    return (torch, diffusers, DiTTransformer2DModel, DDPMScheduler), None
+
+
+def bench_peer(name: str, batch: int, repeats: int, threads: int, dtype: str,
+               mods) -> dict:
+    """The diffusers DiT of the same size, one Adam train step timed like jaxgen's."""
+    from experiments.bench import median_ms  # lazy: bench imports this module too
+    torch, diffusers, DiTTransformer2DModel, DDPMScheduler = mods
+    size, patch = name.split("/")
+    depth, hidden, heads = DIT_SIZES[size]
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    device = ("cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available()
+              else "cpu")
+    # in/out 4 channels (no learned-variance outputs, as jaxgen), adaLN-Zero, LayerNorm
+    # eps 1e-6 as the paper and jaxgen (diffusers' default for the block norms is 1e-5).
+    model = DiTTransformer2DModel(
+        num_attention_heads=heads, attention_head_dim=hidden // heads, in_channels=4,
+        out_channels=4, num_layers=depth, sample_size=32, patch_size=int(patch),
+        num_embeds_ada_norm=1000, norm_type="ada_norm_zero", norm_eps=1e-6).to(device)
+    model.train()
+    n_params = sum(p.numel() for p in model.parameters())
+    # Every block's norm1.emb is a private copy of the conditioning embedder (timestep
+    # MLP + class table with the null row) that jaxgen shares; count one copy only.
+    n_shared = n_params - sum(p.numel() for n, p in model.named_parameters()
+                              if ".norm1.emb." in n and not n.startswith("transformer_blocks.0."))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    sched = DDPMScheduler(num_train_timesteps=1000)
+    gen = torch.Generator(device).manual_seed(0)
+    x0 = torch.randn(batch, 4, 32, 32, device=device, generator=gen)
+    labels = torch.randint(0, 1000, (batch,), device=device, generator=gen)
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+
+    def run():
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, 1000, (batch,), device=device)
+        xt = sched.add_noise(x0, noise, t)
+        with autocast:
+            out = model(xt, t, labels).sample
+        loss = torch.nn.functional.mse_loss(out.float(), noise)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        else:
+            loss.item()
+
+    step_ms = median_ms(run, repeats, warmup=1)
+    return {"params": int(n_params), "params_shared_conditioning": int(n_shared),
+            "batch": batch, "dtype": dtype, "device": device, "threads": threads,
+            "train_step_ms": step_ms, "images_per_s": batch / step_ms * 1e3,
+            "torch": torch.__version__, "diffusers": diffusers.__version__}
+
+
 def run_suite(models, batch: int, repeats: int, dtype: str = "float32", peak_tflops=None,
-              out_path: str | None = None) -> dict:
-    """Benchmarks ``models`` (names such as 'S/2'), prints a table and writes JSON."""
+              out_path: str | None = None, threads: int = 2, peer: bool = True) -> dict:
+    """Benchmarks ``models`` (names such as 'S/2') and, with ``peer``, diffusers' DiT of
+    the same size on ``threads`` torch threads; prints a table and writes JSON."""
+    mods, why = peer_modules() if peer else (None, "--no-peer")
+    if mods is None:
+        print(f"peer skipped: {why}", flush=True)
     results = {"models": {}, "config": {"batch": batch, "repeats": repeats, "dtype": dtype,
+                                        "threads": threads, "peer": why or "diffusers",
                                         "input": "32x32x4 latents, 1000 classes"},
                "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                            "jax": jax.__version__, "backend": jax.default_backend(),
@@ -109,6 +194,17 @@ def run_suite(models, batch: int, repeats: int, dtype: str = "float32", peak_tfl
               f"{r['xla_train_gflops_per_image']:6.1f} GFLOP/img (paper fwd "
               f"{r['paper_forward_gflops_per_image']})  {r['train_gflops_per_s']:6.1f} GFLOP/s"
               + (f"  MFU {100 * r['mfu']:.1f}%" if "mfu" in r else ""), flush=True)
+        if mods is None:
+            r["peer"] = {"skipped": why}
+            continue
+        p = r["peer"] = bench_peer(name, batch, repeats, threads, dtype, mods)
+        r["ratio"] = r["train_step_ms"] / p["train_step_ms"]  # jaxgen / peer time
+        p["train_gflops_per_s_xla_count"] = r["train_flops"] / p["train_step_ms"] / 1e6
+        print(f"  peer    {p['params'] / 1e6:7.1f}M params ({p['params_shared_conditioning']:,}"
+              f" with one conditioning embedder; jaxgen {r['params']:,})  step "
+              f"{p['train_step_ms']:9.1f} ms  {p['images_per_s']:7.2f} img/s  "
+              f"jaxgen/peer {r['ratio']:.2f}  (diffusers {p['diffusers']}, torch "
+              f"{p['torch']}, {p['device']}, {threads} threads)", flush=True)
     results["loadavg_end"] = os.getloadavg()
     results["time"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     out_path = out_path or os.path.join(RESULTS, "bench_dit.json")
@@ -127,9 +223,11 @@ def main(argv=None):
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     ap.add_argument("--peak-tflops", type=float, default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads for the peer")
+    ap.add_argument("--no-peer", action="store_true", help="skip the diffusers peer")
     args = ap.parse_args(argv)
     run_suite([m for m in args.models.split(",") if m], args.batch, args.repeats, args.dtype,
-              args.peak_tflops, args.out)
+              args.peak_tflops, args.out, args.threads, not args.no_peer)
 
 
 if __name__ == "__main__":
