@@ -34,12 +34,50 @@ def _summary(config: dict) -> list[str]:
             ("model", f"{model.get('name')} {model.get('block_channels', '')}"
              if model.get("name") == "unet" else model.get("name")),
             ("steps x batch", f"{train.get('num_steps')} x {train.get('batch_size')}")]
-    if config.get("family") == "diffusion":
-        rows += [("process", f"{diff.get('process')} ({diff.get('schedule')})"
-                  if diff.get("process") == "ddpm" else diff.get("process")),
-                 ("prediction, weighting", f"{diff.get('prediction')}, {diff.get('weighting')}"),
-                 ("sampler", f"{smp.get('method')}, {smp.get('num_steps') or 'all'} steps")]
+    rows += _family_rows(config)
     return [f"| {k} | {v} |" for k, v in rows if v is not None]
+
+
+def _family_rows(config: dict) -> list[tuple[str, object]]:
+    """What defines a run of its family, beyond data, model and length."""
+    family, sec = config.get("family"), lambda name: config.get(name, {})  # noqa: E731
+    smp = sec("sampler")
+    if family == "diffusion":
+        diff = sec("diffusion")
+        return [("process", f"{diff.get('process')} ({diff.get('schedule')})"
+                 if diff.get("process") == "ddpm" else diff.get("process")),
+                ("prediction, weighting", f"{diff.get('prediction')}, {diff.get('weighting')}"),
+                ("sampler", f"{smp.get('method')}, {smp.get('num_steps') or 'all'} steps")]
+    if family == "vae":
+        v = sec("vae")
+        k = v.get("num_samples", 1)
+        return [("likelihood", v.get("likelihood")), ("latent dim", v.get("latent_dim")),
+                ("objective", "ELBO" if k == 1 else f"IWAE bound L_{k}"),
+                ("beta (KL weight)", v.get("beta"))]
+    if family == "gan":
+        g = sec("gan")
+        return [("loss", g.get("loss")), ("players", g.get("arch")),
+                ("n_critic", g.get("n_critic")),
+                ("learning rates (G, D)", f"{sec('optim').get('learning_rate')}, "
+                                          f"{g.get('d_learning_rate')}")]
+    if family == "autoregressive":
+        return [("values per pixel", sec("ar").get("num_levels")),
+                ("sampler", f"temperature {smp.get('temperature')}, top-k "
+                            f"{smp.get('top_k') or 'off'}")]
+    if family == "vqvae":
+        vq = sec("vq")
+        return [("codebook", f"{vq.get('num_codes')} codes of {vq.get('code_dim')} dims, "
+                             f"update '{vq.get('codebook_update')}'"),
+                ("commitment", vq.get("commitment"))]
+    if family == "vq_prior":
+        return [("VQ-VAE run", sec("prior").get("vqvae_workdir"))]
+    if family == "autoencoder":
+        a = sec("autoencoder")
+        return [("latent", f"downsampling {a.get('downsample_factor')}, "
+                           f"{a.get('latent_channels')} channels"),
+                ("KL weight", a.get("kl_weight")),
+                ("discriminator weight", a.get("disc_weight"))]
+    return []
 
 
 def _metric_table(metrics: dict) -> list[str]:

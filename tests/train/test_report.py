@@ -39,3 +39,23 @@ def test_report_states_the_run_its_metrics_and_links_its_pictures(tmp_path):
     assert text.index("![samples.png]") < text.index("![quality_vs_steps.png]")
     assert "[step_0000100.png](samples/step_0000100.png)" in text
     assert workdir not in text
+
+
+def test_the_summary_names_what_defines_each_family():
+    from configs import (autoencoder_mnist, iwae_mnist, pixelcnn_mnist, vqvae_mnist,
+                         wgan_gp_mnist)
+    from jaxgen.train.report import _summary
+
+    def rows(module, arg=None):
+        return "\n".join(_summary(module.get_config(arg).to_dict()))
+
+    gan = rows(wgan_gp_mnist)
+    assert "| family | gan |" in gan and "| loss | wgan_gp |" in gan
+    assert f"| n_critic | {wgan_gp_mnist.get_config().gan.n_critic} |" in gan
+    k = iwae_mnist.get_config().vae.num_samples
+    assert k > 1 and f"| objective | IWAE bound L_{k} |" in rows(iwae_mnist)
+    assert "| values per pixel | 256 |" in rows(pixelcnn_mnist, "256")
+    assert "| values per pixel | 2 |" in rows(pixelcnn_mnist)
+    assert "64 codes of 16 dims" in rows(vqvae_mnist)
+    assert "| KL weight | 1e-06 |" in rows(autoencoder_mnist)
+    assert "| process |" not in gan  # diffusion rows only for diffusion runs
