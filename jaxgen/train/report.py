@@ -28,7 +28,7 @@ def _fmt(v) -> str:
 
 def _summary(config: dict) -> list[str]:
     data, model = config.get("data", {}), config.get("model", {})
-    train, diff, smp = config.get("train", {}), config.get("diffusion", {}), config.get("sampler", {})
+    train = config.get("train", {})
     rows = [("family", config.get("family")),
             ("data", f"{data.get('name')} split {data.get('split')!r}"),
             ("model", f"{model.get('name')} {model.get('block_channels', '')}"
