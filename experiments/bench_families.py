@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import resource
-import statistics
 import sys
 import time
 
@@ -42,6 +41,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiments.bench import median_ms  # noqa: E402
 from jaxgen.train import get_family  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -62,17 +62,6 @@ ENTRIES = {
     "gated_pixelcnn_mnist": ("gated_pixelcnn_mnist", None, {}, (28, 28, 1)),
     "vqvae_mnist": ("vqvae_mnist", None, {}, (28, 28, 1)),
 }
-
-
-def median_ms(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def matmul_peak_gflops(repeats: int = 10) -> dict:
