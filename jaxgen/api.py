@@ -153,7 +153,7 @@ def load(workdir: str, overrides=None) -> Run:
     """Restores the latest readable checkpoint of the run in ``workdir`` with its saved
     config.
 
-    Fields added to ``configs/base.py`` after the run was saved take their defaults.
+    Fields added to ``jaxgen/defaults.py`` after the run was saved take their defaults.
 
     Args:
       overrides: optional sampling/evaluation changes, e.g.

@@ -14,7 +14,6 @@ restored, ``CheckpointError`` says so.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import logging
 import os
@@ -267,21 +266,10 @@ def load_meta(workdir: str) -> dict:
         return json.load(f)
 
 
-# configs/base.py, next to the package in the source tree, holds every field's default.
-_BASE_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "configs", "base.py")
-
-
-def default_config() -> dict | None:
-    """The defaults of every field (``configs/base.py:get_config()``) as a nested dict, or
-    None when jaxgen runs without its source tree (installed as a wheel)."""
-    if not os.path.exists(_BASE_CONFIG):
-        return None
-    # Loaded by path under a private name: ``import configs`` could find another project's.
-    spec = importlib.util.spec_from_file_location("_jaxgen_base_config", _BASE_CONFIG)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config().to_dict()
+def default_config() -> dict:
+    """The defaults of every field (``jaxgen.defaults.get_config()``) as a nested dict."""
+    from jaxgen.defaults import get_config
+    return get_config().to_dict()
 
 
 def _merge(defaults: dict, saved: dict) -> dict:
@@ -297,7 +285,7 @@ def _merge(defaults: dict, saved: dict) -> dict:
 def load_config(workdir: str, fill_defaults: bool = True) -> ml_collections.ConfigDict:
     """The config a run was trained with (``workdir/config.json``).
 
-    With ``fill_defaults``, fields added to ``configs/base.py`` after the run was saved
+    With ``fill_defaults``, fields added to ``jaxgen/defaults.py`` after the run was saved
     take their defaults (which keep the behaviour older runs had); saved values win.
     """
     path = os.path.join(workdir, CONFIG_FILE)
@@ -305,5 +293,5 @@ def load_config(workdir: str, fill_defaults: bool = True) -> ml_collections.Conf
         raise FileNotFoundError(f"{path} not found: {workdir!r} is not a jaxgen run directory")
     with open(path) as f:
         saved = json.load(f)
-    defaults = default_config() if fill_defaults else None
-    return ml_collections.ConfigDict(_merge(defaults, saved) if defaults else saved)
+    return ml_collections.ConfigDict(_merge(default_config(), saved) if fill_defaults
+                                     else saved)

@@ -7,7 +7,7 @@ distribution, optional EDM preconditioning and classifier-free guidance (Ho & Sa
 2022), in pixel space or in the latent space of a trained autoencoder
 (``jaxgen.train.latent``), optionally conditioned on a low-resolution image for
 super-resolution (``jaxgen.train.conditioning``). The config picks them;
-``configs/base.py`` lists the fields.
+``jaxgen/defaults.py`` lists the fields (``configs/base.py`` re-exports them).
 """
 
 from __future__ import annotations
