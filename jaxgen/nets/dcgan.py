@@ -133,9 +133,11 @@ class DCGANDiscriminator(nn.Module):
     Attributes:
       channels: channels of the strided convolutions (each halves the image side).
       norm: 'batch', 'layer' or 'none' after every convolution but the first.
-      num_classes: > 0: projection discriminator, ``f(x, y) = psi(phi(x)) +
-        <embed(y), phi(x)>`` (Miyato & Koyama 2018, eq. 3) with phi(x) the flattened
-        last convolution.
+      num_classes: > 0: projection discriminator, ``f(x, y) = psi(h(x)) +
+        <embed(y), phi(x)>`` (Miyato & Koyama 2018, eq. 3): psi the linear read-out of the
+        flattened last convolution h(x), phi(x) its global sum pooling (one value per
+        channel, as in their discriminators), so each class embedding has one weight per
+        channel.
     """
 
     channels: Sequence[int] = (32, 64)
@@ -160,9 +162,9 @@ class DCGANDiscriminator(nn.Module):
             elif i > 0 and self.norm == "layer":
                 h = nn.LayerNorm(reduction_axes=(-3, -2, -1), name=f"norm_{i}")(h)
             h = nn.leaky_relu(h, 0.2)
-        phi = h.reshape(h.shape[0], -1)
-        out = nn.Dense(1, name="out")(phi)[:, 0]
+        out = nn.Dense(1, name="out")(h.reshape(h.shape[0], -1))[:, 0]
         if self.num_classes:
+            phi = jnp.sum(h, axis=(1, 2))
             embed = nn.Embed(self.num_classes, phi.shape[-1], name="projection")(labels)
             out = out + jnp.sum(embed * phi, axis=-1)
         return out

@@ -99,6 +99,7 @@ def test_projection_discriminator_adds_the_class_inner_product():
     # f(x, y) - f(x, y') = <embed(y) - embed(y'), phi(x)>: linear in the embedding rows.
     params = flax.core.unfreeze(v["params"])
     emb = params["projection"]["embedding"]
+    assert emb.shape == (3, 8)  # one weight per channel of the pooled last convolution
     params["projection"]["embedding"] = emb.at[2].set(2 * emb[1] - emb[0])
     out2 = apply({"params": params}, x, jnp.full((5,), 2, jnp.int32))
     np.testing.assert_allclose(out2 - outs[0], 2 * (outs[1] - outs[0]), rtol=1e-4, atol=1e-5)
