@@ -113,10 +113,9 @@ def main(argv=None):
     digits, labels = base.get_batch(np.arange(len(base)))
     rng = np.random.default_rng(0)
     pick = rng.integers(0, len(base), size=(a.num_samples, 3))
-    real = np.stack([digits[pick[:, ch], ..., 0] for ch in range(3)], -1)
+    real, true_modes = data.stack_channels(digits, labels, pick, 10)
     real = real.astype(np.float32) / 127.5 - 1.0
     real_modes, real_clear = modes_of(real, logits_fn)
-    true_modes = 100 * labels[pick[:, 0]] + 10 * labels[pick[:, 1]] + labels[pick[:, 2]]
 
     result = {"config": "configs/dcgan_stacked_mnist.py", "steps": a.steps,
               "batch_size": c.train.batch_size,

@@ -10,6 +10,7 @@ from jaxgen.data.sources import (
     TFDSSource,
     digits_source,
     make_source,
+    stack_channels,
     stacked_source,
     tfds_source,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "preprocess",
     "sample",
     "sample_at",
+    "stack_channels",
     "stacked_source",
     "tfds_source",
 ]

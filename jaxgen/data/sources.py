@@ -358,15 +358,26 @@ def stacked_source(base, seed: int = STACKED_SEED) -> ArraySource:
     if shape[-1] != 1 or not base.num_classes:
         raise DataError(f"stacked:{base.name} needs one-channel images with labels, got "
                         f"image shape {shape} and {base.num_classes} classes")
-    n, k = len(base), int(base.num_classes)
+    n = len(base)
     rng = np.random.default_rng(seed)
     index = np.stack([np.arange(n), rng.permutation(n), rng.permutation(n)], axis=1)
     images, labels = base.get_batch(np.arange(n))
-    images = np.asarray(images, dtype=np.uint8)[..., 0]
+    stacked, label = stack_channels(images, labels, index, int(base.num_classes))
+    return ArraySource(stacked, label, num_classes=int(base.num_classes) ** 3,
+                       name=f"{STACKED_PREFIX}{base.name}")
+
+
+def stack_channels(images, labels, index, num_classes: int):
+    """Stacks one-channel images as channels: example j holds ``images[index[j, c]]`` as
+    channel c. Returns (stacked (n, H, W, C), joint label (n,) = sum_c K^(C-1-c) l_c)."""
+    index = np.asarray(index, dtype=np.int64)
+    images = np.asarray(images)[..., 0]
     labels = np.asarray(labels, dtype=np.int64)
-    stacked = np.stack([images[index[:, c]] for c in range(3)], axis=-1)
-    label = (k * k) * labels[index[:, 0]] + k * labels[index[:, 1]] + labels[index[:, 2]]
-    return ArraySource(stacked, label, num_classes=k**3, name=f"{STACKED_PREFIX}{base.name}")
+    stacked = np.stack([images[index[:, c]] for c in range(index.shape[1])], axis=-1)
+    label = np.zeros(len(index), np.int64)
+    for c in range(index.shape[1]):
+        label = label * num_classes + labels[index[:, c]]
+    return stacked, label
 
 
 def make_source(name: str, split: str = "train", data_dir: str | os.PathLike | None = None):
