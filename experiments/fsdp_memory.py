@@ -74,9 +74,7 @@ def measure(size: str, patch: int, batch: int, fsdp: int, remat: bool,
     if guard:
         g = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=repl),
                          jax.eval_shape(state_lib.init_guard, 0))
-        step_fn = jax.jit(state_lib.guard_nonfinite(family.train_step),
-                          in_shardings=(state_sh, repl, batch_sh, repl),
-                          out_shardings=(state_sh, repl, repl), donate_argnums=(0, 1))
+        step_fn = loop.guarded_step(family, state_sh, mesh)
         compiled = step_fn.lower(state, g, batch_in, key).compile()
     else:  # the bare step, without the loop's non-finite guard
         step_fn = jax.jit(family.train_step, in_shardings=(state_sh, batch_sh, repl),

@@ -101,6 +101,16 @@ def warn(message: str) -> None:
         tqdm.write(message, file=sys.stderr)
 
 
+def guarded_step(family, state_shardings, mesh):
+    """The loop's jitted step ``(state, guard, batch, rng) -> (state, guard, metrics)``:
+    ``family.train_step`` behind the non-finite guard, the state sharded as
+    ``state_shardings`` and donated, the batch split over the mesh."""
+    repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+    return jax.jit(state_lib.guard_nonfinite(family.train_step),
+                   in_shardings=(state_shardings, repl, batch_sh, repl),
+                   out_shardings=(state_shardings, repl, repl), donate_argnums=(0, 1))
+
+
 def init_or_restore(family, mesh, mngr, seed: int, *, set_aside_damaged: bool = False,
                     allow_fresh_start: bool = False):
     """Restores the newest readable checkpoint in ``mngr``, or initialises a fresh state,
@@ -261,15 +271,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, quiet: bool = Fals
         tqdm.write(f"resuming from step {start} in {checkpoint.checkpoint_dir(workdir)}")
     rewind_metrics(workdir, start)
 
-    repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+    repl = sharding.replicated(mesh)
     state_sh = jax.tree.map(lambda x: x.sharding, state)
     checkpoint.save_meta(workdir, {"mesh": dict(mesh.shape),
                                    "state_bytes_per_device": sharding.bytes_per_device(state)})
     skipped = int(restored.loop_state.get("skipped_steps", 0)) if restored else 0
     guard = jax.device_put(state_lib.init_guard(skipped), repl)
-    step_fn = jax.jit(state_lib.guard_nonfinite(family.train_step),
-                      in_shardings=(state_sh, repl, batch_sh, repl),
-                      out_shardings=(state_sh, repl, repl), donate_argnums=(0, 1))
+    step_fn = guarded_step(family, state_sh, mesh)
     train_key, sample_key = keys(config.seed)["train"], keys(config.seed)["sample"]
     eval_key = keys(config.seed)["eval"]
     sample_fn = sampler(family)
