@@ -21,7 +21,9 @@ import sys
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 from jaxgen.train import state as state_lib
@@ -32,7 +34,30 @@ META_FILE = "run.json"
 STATE_ITEM, LOOP_ITEM = "state", "loop"
 DAMAGED_SUFFIX = ".damaged"
 
-_all_finite = jax.jit(state_lib.all_finite)
+_all_finite_on_device = jax.jit(state_lib.all_finite)
+
+
+def _all_finite(state) -> bool:
+    """Whether every floating-point array of ``state`` is free of NaN and Inf.
+
+    In one process with the state in host memory the check reads the arrays' shards in
+    place (a jitted reduction over every leaf of a large state takes seconds to compile);
+    otherwise it is one jitted reduction, whose answer every process shares.
+    """
+    leaves = jax.tree.leaves(state)
+    on_host = jax.process_count() == 1 and all(
+        isinstance(x, np.ndarray) or (isinstance(x, jax.Array)
+                                      and all(d.platform == "cpu" for d in x.devices()))
+        for x in leaves)
+    if not on_host:
+        return bool(_all_finite_on_device(state))
+    for x in leaves:
+        if not jnp.issubdtype(x.dtype, jnp.inexact):
+            continue
+        shards = [x] if isinstance(x, np.ndarray) else [s.data for s in x.addressable_shards]
+        if not all(np.isfinite(np.asarray(s)).all() for s in shards):
+            return False
+    return True
 
 
 class CheckpointError(RuntimeError):
@@ -112,7 +137,7 @@ def save(mngr: ocp.CheckpointManager, state, *, loop_state: dict | None = None) 
       FloatingPointError: if the state holds NaN or Inf (nothing is written).
     """
     step = int(jax.device_get(state.step))
-    if not bool(_all_finite(state)):
+    if not _all_finite(state):
         raise FloatingPointError(f"refusing to save step {step}: the state holds NaN or Inf")
     args = {STATE_ITEM: ocp.args.StandardSave(state)}
     if loop_state is not None:
@@ -175,7 +200,7 @@ def _restore_step(mngr: ocp.CheckpointManager, step: int, abstract_state) -> Res
     got = int(jax.device_get(state.step))
     if got != step:
         raise ValueError(f"directory {step} holds the state of step {got}")
-    if not bool(_all_finite(state)):
+    if not _all_finite(state):
         raise ValueError("the restored state holds NaN or Inf")
     return Restored(step, state, dict(out[LOOP_ITEM]) if LOOP_ITEM in args else {})
 

@@ -316,6 +316,21 @@ def test_a_state_with_nan_is_never_saved(tmp_path, short_ref):
     assert committed(str(tmp_path)) == [] and unfinished(str(tmp_path)) == []
 
 
+def test_the_host_finiteness_check_agrees_with_the_jitted_one():
+    """Checkpoints are checked shard by shard on the host; the answer must be the jitted
+    reduction's for every dtype, a NaN or Inf in any one element, and integer leaves."""
+    base = {"w": jnp.ones((4, 3)), "h": jnp.ones((5,), jnp.bfloat16),
+            "n": jnp.arange(3), "a": np.ones((2,), np.float32)}
+    cases = [base]
+    for key, bad in (("w", np.nan), ("h", np.inf), ("a", -np.inf)):
+        tree = dict(base)
+        tree[key] = jnp.asarray(tree[key]).at[-1].set(bad)
+        cases.append(tree)
+    for tree in cases:
+        assert checkpoint._all_finite(tree) == bool(checkpoint._all_finite_on_device(tree))
+    assert checkpoint._all_finite(cases[0]) and not any(map(checkpoint._all_finite, cases[1:]))
+
+
 def _truncate_arrays(step_dir):
     for root, _, files in os.walk(os.path.join(step_dir, "state")):
         for name in files:
