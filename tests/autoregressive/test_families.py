@@ -110,7 +110,7 @@ def test_pixelcnn_family_step_nll_and_samples_in_one_compile():
 
     @jax.jit
     def run(rng):
-        state = family.init(rng)
+        state = jax.jit(family.init)(rng)
         new, metrics = family.train_step(state, {"x": x}, rng)
         values = family.discretize(x)
         done = family.sample_values(new.params, rng, 2, init=values[:2].astype("int32"),
@@ -138,7 +138,7 @@ def test_vqvae_step_straight_through_and_ema_codebook():
 
     @jax.jit
     def run(rng):
-        state = family.init(rng)
+        state = jax.jit(family.init)(rng)
         grads = jax.grad(lambda p: family.forward(p, x)[0].mean())(state.params)
         new, metrics = family.train_step(state, {"x": x}, rng)
         return state, grads, new, metrics, family.evaluate(new.params, {"x": x}, rng)

@@ -45,7 +45,7 @@ def generation(mesh):
     config = ddpm_toy.get_config("smoke")
     config.eval.num_samples, config.eval.batch_size = 40, 16
     family = loop.make_family(config, (2,))
-    params = jax.tree.map(lambda p: p + 0.1, family.init(jax.random.key(0)).ema_params)
+    params = jax.tree.map(lambda p: p + 0.1, jax.jit(family.init)(jax.random.key(0)).ema_params)
     samples = evaluation.generate(family, params, jax.random.key(1), 40, 16, mesh)
     with tempfile.TemporaryDirectory() as workdir:
         quality = evaluation.sample_quality(config, family, params, jax.random.key(1), workdir,

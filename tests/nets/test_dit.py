@@ -184,7 +184,7 @@ def test_cross_attention_learns_a_target_only_the_context_predicts():
         return jnp.mean((out - target) ** 2)
 
     x, ctx, _ = batch(jax.random.key(0))
-    params = model.init(jax.random.key(1), x, jnp.zeros((32,)), None, ctx)["params"]
+    params = jax.jit(model.init)(jax.random.key(1), x, jnp.zeros((32,)), None, ctx)["params"]
 
     @jax.jit
     def train(params):

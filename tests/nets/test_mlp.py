@@ -82,7 +82,7 @@ def test_dropout_is_active_only_in_training():
     model = MLP(out_dim=2, hidden_dim=16, num_layers=2, dropout=0.5)
     x = jax.random.normal(jax.random.key(3), (8, 2))
     t = jnp.full((8,), 10.0)
-    params = nonzero_output(model.init(jax.random.key(0), x, t)["params"])
+    params = nonzero_output(jax.jit(model.init)(jax.random.key(0), x, t)["params"])
     apply = lambda train, seed: model.apply({"params": params}, x, t, train=train,
                                             rngs={"dropout": jax.random.key(seed)})
     np.testing.assert_array_equal(apply(False, 0), apply(False, 1))

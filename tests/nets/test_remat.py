@@ -33,12 +33,12 @@ def test_remat_keeps_parameters_and_gradients_and_saves_memory(name):
     x = jax.random.normal(jax.random.key(0), shape)
     t = jnp.arange(shape[0], dtype=jnp.int32) * 100
     plain, remat = make(False), make(True)
-    params = plain.init(jax.random.key(1), x, t)["params"]
+    params = jax.jit(plain.init)(jax.random.key(1), x, t)["params"]
     # Perturb the zero-initialised output layers so that every block gets a gradient.
     params = jax.tree.map(lambda p: p + 0.02 * jax.random.normal(jax.random.key(2), p.shape),
                           params)
     remat_params = convert(params)
-    assert (jax.tree.structure(remat.init(jax.random.key(1), x, t)["params"])
+    assert (jax.tree.structure(jax.eval_shape(remat.init, jax.random.key(1), x, t)["params"])
             == jax.tree.structure(remat_params))
 
     def grad_fn(model):

@@ -121,7 +121,7 @@ def adversarial_family():
 
 def test_the_discriminator_is_switched_on_only_after_the_warm_up():
     family, step, pipeline = adversarial_family()
-    state = family.init(jax.random.key(0))
+    state = jax.jit(family.init)(jax.random.key(0))
     batch = pipeline.batch(0)
     d_before = state.params["discriminator"]
 
@@ -159,7 +159,7 @@ def test_round_trip_of_real_digits_after_a_short_run():
     digits come back with PSNR > 18 dB ([0, 1] scale; MSE < 0.016), under a tenth of the
     pixel variance. The untrained autoencoder is far from that."""
     family, step, pipeline = adversarial_family()
-    state = family.init(jax.random.key(0))
+    state = jax.jit(family.init)(jax.random.key(0))
     images = _digits_test_images()
     evaluate = jax.jit(family.evaluate)
     before = evaluate(state.ema_params, {"x": images}, jax.random.key(2))

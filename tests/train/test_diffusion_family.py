@@ -331,7 +331,7 @@ def test_tiny_toy_configs_learn_in_seconds(name, steps, ratio, tmp_path):
     data = toy.sample(dist, 12345, n)  # fresh data: not the training seed
     # Deliberately bad samples to calibrate against: the untrained model, and a Gaussian
     # with the data's mean and covariance (right first two moments, no modes).
-    untrained = np.asarray(run._sample_fn(run.family.init(jax.random.key(0)).ema_params,
+    untrained = np.asarray(run._sample_fn(jax.jit(run.family.init)(jax.random.key(0)).ema_params,
                                           jax.random.key(1), n))
     gaussian = np.random.default_rng(0).multivariate_normal(data.mean(0), np.cov(data.T), n)
     ed = float(energy_distance(samples, data))

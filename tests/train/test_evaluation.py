@@ -52,7 +52,7 @@ def test_toy_quality_separates_the_data_from_a_collapsed_model(tmp_path):
 def test_generation_is_independent_of_the_call_size():
     config = get_config("ddpm_toy", "smoke")
     family = loop.make_family(config, (2,))
-    params = family.init(jax.random.key(0)).ema_params
+    params = jax.jit(family.init)(jax.random.key(0)).ema_params
     a = evaluation.generate(family, params, jax.random.key(1), 10, 10)
     b = evaluation.generate(family, params, jax.random.key(1), 10, 10)
     c = evaluation.generate(family, params, jax.random.key(1), 7, 10)

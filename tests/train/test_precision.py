@@ -29,7 +29,7 @@ def toy_batch(n=32, seed=0):
 
 
 def perturbed_params(family):
-    params = family.init(jax.random.key(0)).params
+    params = jax.jit(family.init)(jax.random.key(0)).params
     rng = np.random.default_rng(0)
     return jax.tree.map(lambda p: p + 0.1 * rng.standard_normal(p.shape, np.float32), params)
 
@@ -58,7 +58,7 @@ def test_bf16_compute_trains_like_float32_within_one_percent():
     trajectories = {}
     for dtype in ("float32", "bfloat16"):
         family = toy_family(compute_dtype=dtype)
-        state = family.init(jax.random.key(0))
+        state = jax.jit(family.init)(jax.random.key(0))
         # Away from the zero-initialised output layer, so predictions (and their bf16
         # rounding) matter to the loss from the first step.
         state = state.replace(params=perturbed_params(family))

@@ -154,7 +154,7 @@ def test_conv_vae_with_discretized_logistic_on_8bit_images():
 
     @jax.jit
     def run(rng):
-        state = family.init(rng)
+        state = jax.jit(family.init)(rng)
         new, metrics = family.train_step(state, {"x": x}, rng)
         return metrics, family.sample(new.params, rng, 2)
 
