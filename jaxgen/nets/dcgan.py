@@ -88,7 +88,15 @@ class DCGANGenerator(nn.Module):
     Attributes:
       out_shape: (H, W, C) of the images; H and W divisible by 2 ** len(channels).
       channels: feature channels from the projection upwards.
-      num_classes: > 0: conditional batch normalisation with a gamma^y, beta^y per class.
+      num_classes: > 0: a conditional generator. The label enters twice: one-hot,
+        concatenated to z before the projection (Mirza & Osindero 2014), which gives each
+        class its own spatial map at the lowest resolution; and through conditional batch
+        normalisation, a gamma^y, beta^y per class in every normalised layer.
+      label_input: with num_classes > 0, whether the one-hot label joins z at the input.
+        Without it the label acts only through per-channel gains and shifts, the same at
+        every position, and spatial layout follows the class slowly: on a toy where the
+        class alone decides the quadrant of a square (``tests/train/test_gan_family.py``)
+        300 steps put 50% of the squares in the requested quadrant without it, 100% with.
       bn_momentum: momentum of the batch-norm running averages; 0 makes a training-mode
         pass store the batch's own statistics (standing statistics,
         ``jaxgen.train.gan.GANFamily.standing_stats``).
@@ -98,6 +106,7 @@ class DCGANGenerator(nn.Module):
     channels: Sequence[int] = (64, 32)
     num_classes: int = 0
     bn_momentum: float = _BN_MOMENTUM
+    label_input: bool = True
 
     def _norm(self, h, labels, train, name):
         if self.num_classes:
@@ -117,7 +126,11 @@ class DCGANGenerator(nn.Module):
         if height % factor or width % factor:
             raise ValueError(f"image size {height}x{width} must be divisible by {factor}")
         h0, w0 = height // factor, width // factor
-        h = nn.Dense(h0 * w0 * self.channels[0], use_bias=False, name="project")(z)
+        inputs = z
+        if self.num_classes and self.label_input:
+            inputs = jnp.concatenate([z, jax.nn.one_hot(labels, self.num_classes, dtype=z.dtype)],
+                                     axis=-1)
+        h = nn.Dense(h0 * w0 * self.channels[0], use_bias=False, name="project")(inputs)
         h = h.reshape(z.shape[0], h0, w0, self.channels[0])
         h = nn.relu(self._norm(h, labels, train, "norm_0"))
         for i, ch in enumerate(self.channels[1:], start=1):

@@ -212,10 +212,12 @@ class GANFamily:
         return jax.vmap(lambda k: jax.random.normal(k, (self.latent_dim,)))(keys)
 
     def fake_labels(self, rng, num: int):
-        """Uniform random classes for generated examples (None if unconditional)."""
+        """Uniform random classes for generated examples (None if unconditional). Their key
+        is split from ``rng``, not folded in: ``latents`` folds in the row index, so a
+        folded-in constant would reuse the random bits of one latent row."""
         if not self.num_classes:
             return None
-        return jax.random.randint(jax.random.fold_in(rng, 1), (num,), 0, self.num_classes)
+        return jax.random.randint(jax.random.split(rng)[1], (num,), 0, self.num_classes)
 
     def sample_labels(self, num: int):
         """0, 1, ..., num_classes - 1, 0, ...: in a grid num_classes wide each column is a
