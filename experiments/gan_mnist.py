@@ -41,6 +41,7 @@ RUNS = {
     "lsgan": ("lsgan_mnist", {}),
     "hinge": ("hinge_mnist", {}),
     "wgan_gp": ("wgan_gp_mnist", {}),
+    "wgan": ("wgan_mnist", {}),
     "cgan": ("cgan_mnist", {}),
 }
 

@@ -163,6 +163,20 @@ def test_conditional_dcgan_learns_a_toy_where_the_class_alone_decides_the_layout
     assert accuracy >= 0.9, accuracy
 
 
+@pytest.mark.parametrize("name", ["dcgan_mnist", "wgan_mnist", "wgan_gp_mnist", "lsgan_mnist",
+                                  "hinge_mnist", "cgan_mnist"])
+def test_every_gan_mnist_config_validates_full_and_smoke(name):
+    import importlib
+    module = importlib.import_module(f"configs.{name}")
+    for arg in (None, "smoke"):
+        c = module.get_config(arg)
+        validation.validate(c)
+        assert c.family == "gan" and c.data.name == "mnist"
+    c = module.get_config()
+    if c.gan.loss == "wgan":  # Arjovsky et al. 2017, Algorithm 1
+        assert (c.gan.n_critic, c.gan.d_optimizer, c.gan.clip_value) == (5, "rmsprop", 0.01)
+
+
 def test_configs_reject_what_cannot_work():
     c = wgan_gp_mnist.get_config()
     c.gan.d_norm = "batch"
