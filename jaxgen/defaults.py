@@ -98,7 +98,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
                                        # only; 0 = all
 
     c.optim = config_dict.ConfigDict()
-    c.optim.name = "adam"
+    c.optim.name = "adam"              # 'adam', 'adamw' or 'rmsprop' (decay b2, no momentum)
     c.optim.learning_rate = 2e-4
     c.optim.schedule = "constant"      # 'constant' or 'cosine' (after warm-up)
     c.optim.warmup_steps = 100

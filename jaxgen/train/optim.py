@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optax
 
-OPTIMIZERS = ("adam", "adamw")
+OPTIMIZERS = ("adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "cosine")
 
 
@@ -22,12 +22,19 @@ def learning_rate_schedule(cfg, num_steps: int) -> optax.Schedule:
 
 
 def build_optimizer(cfg, num_steps: int) -> optax.GradientTransformation:
-    """Global-norm clipping (if ``cfg.grad_clip > 0``) followed by Adam/AdamW."""
+    """Global-norm clipping (if ``cfg.grad_clip > 0``) followed by Adam, AdamW or RMSProp.
+
+    RMSProp (Tieleman & Hinton 2012; WGAN's Algorithm 1 uses it for both players) keeps
+    no momentum: its one moving average of squared gradients decays with ``cfg.b2``, the
+    role b2 plays in Adam, and ``cfg.b1`` is unused.
+    """
     lr = learning_rate_schedule(cfg, num_steps)
     if cfg.name == "adam":
         opt = optax.adam(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
     elif cfg.name == "adamw":
         opt = optax.adamw(lr, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    elif cfg.name == "rmsprop":
+        opt = optax.rmsprop(lr, decay=cfg.b2, eps=cfg.eps)
     else:
         raise ValueError(f"optim.name must be one of {OPTIMIZERS}, got {cfg.name!r}")
     if cfg.grad_clip > 0:

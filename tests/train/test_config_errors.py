@@ -22,7 +22,7 @@ CASES = [
     (["--config.train.num_steps=0"], "train.num_steps=0"),
     (["--config.train.log_every=0"], "train.log_every=0"),
     (["--config.optim.learning_rate=-1.0"], "optim.learning_rate=-1.0: must be a number in (0.0"),
-    (["--config.optim.name=sgd"], "optim.name='sgd': must be one of 'adam', 'adamw'"),
+    (["--config.optim.name=sgd"], "optim.name='sgd': must be one of 'adam', 'adamw', 'rmsprop'"),
     (["--config.optim.ema_decay=1.0"], "optim.ema_decay=1.0"),
     (["--config.diffusion.prediction=noise"], "diffusion.prediction='noise'"),
     (["--config.diffusion.num_timesteps=0"], "diffusion.num_timesteps=0"),

@@ -206,7 +206,8 @@ def test_every_gan_mnist_config_validates_full_and_smoke(name):
         assert c.family == "gan" and c.data.name == "mnist"
     c = module.get_config()
     if c.gan.loss == "wgan":  # Arjovsky et al. 2017, Algorithm 1
-        assert (c.gan.n_critic, c.gan.d_optimizer, c.gan.clip_value) == (5, "rmsprop", 0.01)
+        assert (c.gan.n_critic, c.gan.d_optimizer, c.gan.clip_value, c.optim.name) == (
+            5, "rmsprop", 0.01, "rmsprop")
 
 
 def test_configs_reject_what_cannot_work():

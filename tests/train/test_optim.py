@@ -43,3 +43,14 @@ def test_clipping_and_ema_update():
     np.testing.assert_allclose(new.ema_params["w"], 0.9 * 1.0 + 0.1 * new.params["w"], rtol=1e-6)
     with pytest.raises(ValueError, match="optim.name"):
         optim.build_optimizer(optim_cfg(name="sgd"), 10)
+
+
+def test_rmsprop_first_step_is_the_closed_form():
+    # nu_1 = (1 - decay) g^2, so the first update is -lr g / sqrt(nu_1 + eps)
+    # = -lr sign(g) / sqrt(1 - decay): sqrt(10) lr for decay 0.9 (Adam would move lr).
+    tx = optim.build_optimizer(optim_cfg(name="rmsprop", learning_rate=0.01, b2=0.9,
+                                         warmup_steps=0, grad_clip=0.0), 10)
+    params = {"w": jnp.zeros(3)}
+    updates, _ = tx.update({"w": jnp.array([2.0, -0.5, 0.0])}, tx.init(params), params)
+    np.testing.assert_allclose(updates["w"], [-0.01 * 10 ** 0.5, 0.01 * 10 ** 0.5, 0.0],
+                               rtol=1e-5)
