@@ -40,6 +40,7 @@ RUNS = {
     "minimax": ("dcgan_mnist", {"gan.loss": "minimax"}),
     "lsgan": ("lsgan_mnist", {}),
     "hinge": ("hinge_mnist", {}),
+    "hinge_sn": ("hinge_mnist", {"gan.d_norm": "spectral"}),  # SNGAN's critic
     "wgan_gp": ("wgan_gp_mnist", {}),
     "wgan": ("wgan_mnist", {}),
     "cgan": ("cgan_mnist", {}),

@@ -134,7 +134,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.gan.g_channels = (64, 32)        # 'dcgan' generator: channels from the projection up;
                                        # each entry doubles the image side
     c.gan.d_channels = (32, 64)        # 'dcgan' discriminator: strided-conv channels
-    c.gan.d_norm = "batch"             # 'dcgan' discriminator: 'batch', 'layer' or 'none'
+    c.gan.d_norm = "batch"             # 'dcgan' discriminator: 'batch', 'layer', 'spectral' or 'none'
     c.gan.hidden_dim = 128             # 'mlp': width of the hidden layers of both players
     c.gan.num_layers = 2               # 'mlp': hidden layers of both players
     c.gan.n_critic = 1                 # discriminator updates per generator update

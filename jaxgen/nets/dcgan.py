@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from jaxgen.nets.adain import ConditionalBatchNorm
 
-NORMS = ("batch", "layer", "none")
+NORMS = ("batch", "layer", "spectral", "none")
 _KERNEL = (4, 4)
 _BN_MOMENTUM = 0.9
 
@@ -145,7 +145,9 @@ class DCGANDiscriminator(nn.Module):
 
     Attributes:
       channels: channels of the strided convolutions (each halves the image side).
-      norm: 'batch', 'layer' or 'none' after every convolution but the first.
+      norm: 'batch', 'layer' or 'none' after every convolution but the first; or
+        'spectral': every convolution and the read-out spectrally normalised (Miyato et
+        al. 2018), no other normalisation.
       num_classes: > 0: projection discriminator, ``f(x, y) = psi(h(x)) +
         <embed(y), phi(x)>`` (Miyato & Koyama 2018, eq. 3): psi the linear read-out of the
         flattened last convolution h(x), phi(x) its global sum pooling (one value per
@@ -165,17 +167,28 @@ class DCGANDiscriminator(nn.Module):
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if self.num_classes and (labels is None or labels.shape != (x.shape[0],)):
             raise ValueError(f"a projection discriminator needs labels of shape ({x.shape[0]},)")
+        spectral = self.norm == "spectral"
+
+        def layer(module, h):
+            # Spectral norm (Miyato et al. 2018) divides each weight by its largest singular
+            # value, estimated by one power iteration per training call; the iterate u lives
+            # in 'batch_stats' and is only updated in training mode.
+            if spectral:
+                return nn.SpectralNorm(module, name=f"sn_{module.name}")(h, update_stats=train)
+            return module(h)
+
         h = x
         for i, ch in enumerate(self.channels):
-            h = nn.Conv(ch, _KERNEL, strides=(2, 2), padding="SAME",
-                        use_bias=(i == 0 or self.norm == "none"), name=f"conv_{i}")(h)
+            h = layer(nn.Conv(ch, _KERNEL, strides=(2, 2), padding="SAME",
+                              use_bias=(i == 0 or self.norm in ("none", "spectral")),
+                              name=f"conv_{i}"), h)
             if i > 0 and self.norm == "batch":
                 h = nn.BatchNorm(use_running_average=not train, momentum=_BN_MOMENTUM,
                                  name=f"norm_{i}")(h)
             elif i > 0 and self.norm == "layer":
                 h = nn.LayerNorm(reduction_axes=(-3, -2, -1), name=f"norm_{i}")(h)
             h = nn.leaky_relu(h, 0.2)
-        out = nn.Dense(1, name="out")(h.reshape(h.shape[0], -1))[:, 0]
+        out = layer(nn.Dense(1, name="out"), h.reshape(h.shape[0], -1))[:, 0]
         if self.num_classes:
             phi = jnp.sum(h, axis=(1, 2))
             embed = nn.Embed(self.num_classes, phi.shape[-1], name="projection")(labels)

@@ -72,6 +72,29 @@ def test_layer_norm_critic_treats_examples_independently():
     assert float(jnp.max(jnp.abs(a[:2] - b[:2]))) > 1e-4  # batch norm does not
 
 
+def test_spectral_norm_critic_divides_each_weight_by_its_largest_singular_value():
+    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
+    d = DCGANDiscriminator(channels=(4, 8), norm="spectral")
+    v = jax.jit(lambda k, x: d.init(k, x, train=True))(jax.random.key(1), x)
+    assert set(v["params"]) == {"conv_0", "conv_1", "out"}  # same parameters as 'none'
+    step = jax.jit(lambda v, x: d.apply(v, x, train=True, mutable=["batch_stats"])[1])
+    for _ in range(30):  # one power iteration per training call
+        v = {**v, **step(v, x)}
+    stats = _paths(v["batch_stats"])
+    scaled = {}
+    for name, p in v["params"].items():
+        w = np.asarray(p["kernel"])
+        top = np.linalg.svd(w.reshape(-1, w.shape[-1]), compute_uv=False)[0]
+        sigma = float(stats[f"sn_{name}/{name}/kernel/sigma"])
+        assert sigma == pytest.approx(top, rel=1e-3), name
+        scaled[name] = {**p, "kernel": p["kernel"] / sigma}
+    # evaluation mode = the un-normalised critic with every kernel divided by sigma
+    plain = DCGANDiscriminator(channels=(4, 8), norm="none")
+    np.testing.assert_allclose(d.apply(v, x), plain.apply({"params": scaled}, x), rtol=1e-4,
+                               atol=1e-5)
+    assert float(jnp.max(jnp.abs(plain.apply({"params": v["params"]}, x) - d.apply(v, x)))) > 1e-3
+
+
 def test_conditional_batch_norm_uses_the_class_affine_map():
     cbn = ConditionalBatchNorm(num_classes=3)
     x = 5.0 + 2.0 * jax.random.normal(jax.random.key(0), (64, 4, 4, 2))

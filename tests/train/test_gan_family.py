@@ -153,6 +153,23 @@ def test_the_critic_updates_are_not_a_compiled_loop():
     assert looped == 0
 
 
+def test_spectrally_normalised_critic_trains_and_updates_its_power_iteration():
+    c = dcgan_mnist.get_config("smoke")
+    c.gan.loss, c.gan.d_norm = "hinge", "spectral"  # SNGAN's pairing (Miyato et al. 2018)
+    c.gan.g_channels = (8,)
+    validation.validate(c)
+    family = GANFamily(c, (8, 8, 1))
+    state = jax.jit(family.init)(jax.random.key(0))
+    batch = {"x": jnp.tanh(jax.random.normal(jax.random.key(1), (8, 8, 8, 1)))}
+    new, m = jax.jit(family.train_step)(state, batch, jax.random.key(2))
+    assert np.isfinite(float(m["d_loss"])) and np.isfinite(float(m["g_loss"]))
+    before, after = state.model_state["discriminator"], new.model_state["discriminator"]
+    assert set(before) == {"sn_conv_0", "sn_conv_1", "sn_out"}
+    for name in ("conv_0", "conv_1"):  # the read-out's u is a 1-vector: always +-1
+        u0, u1 = before[f"sn_{name}"][f"{name}/kernel/u"], after[f"sn_{name}"][f"{name}/kernel/u"]
+        assert float(jnp.max(jnp.abs(u1 - u0))) > 0, name
+
+
 def _squares(labels, rng, side=8):
     """side x side images, background -1, a bright (side/4)^2 square centred in quadrant
     ``label`` (0 top left, 1 top right, 2 bottom left, 3 bottom right), slight noise."""
