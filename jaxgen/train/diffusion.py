@@ -18,6 +18,7 @@ import ml_collections
 import optax
 
 from jaxgen import diffusion, nets
+from jaxgen.core import loops
 from jaxgen.train import conditioning
 from jaxgen.train import latent as latent_lib
 from jaxgen.train.optim import build_optimizer
@@ -52,17 +53,6 @@ def make_process(d: ml_collections.ConfigDict):
     if d.process == "edm":
         kwargs["sigma_data"] = d.sigma_data
     return diffusion.make_process(d.process, **kwargs)
-
-
-def unroll_micro_batches() -> bool:
-    """Whether gradient accumulation unrolls its micro-batches instead of scanning them.
-
-    True on CPU: XLA:CPU runs convolution gradients inside a loop body many times slower
-    than at the top level of the program (the digits UNet's step, batch 32: 79 ms whole,
-    1,024 ms as two scanned micro-batches, 603 ms as four). Elsewhere a ``lax.scan`` keeps
-    one micro-batch's activations alive at a time, which is what accumulation is for.
-    """
-    return jax.default_backend() == "cpu"
 
 
 class DiffusionFamily:
@@ -231,8 +221,8 @@ class DiffusionFamily:
 
     def loss_and_grads(self, params, batch, rng):
         """The mean loss of the batch and its gradients, accumulated over
-        ``train.grad_accum_steps`` micro-batches when that is > 1 (a ``lax.scan``, or
-        unrolled on CPU: see ``unroll_micro_batches``).
+        ``train.grad_accum_steps`` micro-batches when that is > 1 (``jaxgen.core.loops.scan``:
+        a ``lax.scan``, unrolled on CPU).
 
         Micro-batch i holds examples i, i + k, i + 2k, ... of the batch (k micro-batches):
         strided, so that each keeps the batch's split over the devices, and each example
@@ -254,12 +244,7 @@ class DiffusionFamily:
             return jax.tree.map(jnp.add, total, (loss, grads)), None
 
         zero = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
-        if unroll_micro_batches():
-            total = zero
-            for i in range(k):
-                total, _ = body(total, (i, jax.tree.map(lambda v, i=i: v[i], micro)))
-        else:
-            total, _ = jax.lax.scan(body, zero, (jnp.arange(k), micro))
+        total, _ = loops.scan(body, zero, (jnp.arange(k), micro))
         return jax.tree.map(lambda v: v / k, total)
 
     def train_step(self, state: TrainState, batch, rng):

@@ -35,6 +35,7 @@ import ml_collections
 import optax
 
 from jaxgen import gan, metrics
+from jaxgen.core import loops
 from jaxgen.nets.dcgan import NORMS, DCGANDiscriminator, DCGANGenerator
 from jaxgen.nets.gan_mlp import MLPDiscriminator, MLPGenerator
 from jaxgen.train.optim import build_optimizer
@@ -323,16 +324,9 @@ class GANFamily:
             return (d_params, d_stats, d_opt), {"d_loss": loss, "d_grad_norm":
                                                  optax.global_norm(grads), **extra}
 
-        # A Python loop, not lax.scan: XLA:CPU runs a strided convolution's weight
-        # gradient ~7x slower inside a while loop's body (even a one-trip loop) than at
-        # the top level of the program; n_critic is small, so unrolling is cheap.
-        carry = (state.params[_D], state.model_state[_D], state.opt_state[_D])
-        per_update = []
-        for i in range(self.n_critic):
-            carry, m = critic_update(carry, i)
-            per_update.append(m)
-        d_params, d_stats, d_opt = carry
-        d_metrics = jax.tree.map(lambda *v: jnp.stack(v), *per_update)
+        (d_params, d_stats, d_opt), d_metrics = loops.scan(
+            critic_update, (state.params[_D], state.model_state[_D], state.opt_state[_D]),
+            jnp.arange(self.n_critic))
 
         k_g = jax.random.fold_in(rng, _G_STREAM)
         z = self.latents(k_g, num)

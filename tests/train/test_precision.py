@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from configs import ddpm_toy
+from jaxgen.core import loops
 from jaxgen.data import toy
 from jaxgen.errors import ConfigError
-from jaxgen.train import diffusion as diffusion_family
 from jaxgen.train import loop, validation
 
 
@@ -42,7 +42,7 @@ def test_accumulated_micro_batches_give_the_whole_batch_gradient(conditional, un
     # conditional: a class-conditional MLP with label dropout, so labels and the dropout
     # draws are split into micro-batches too. unroll: the CPU path (micro-batches unrolled
     # in the program) and the lax.scan of the other backends.
-    monkeypatch.setattr(diffusion_family, "unroll_micro_batches", lambda: unroll)
+    monkeypatch.setattr(loops, "unroll_on_this_backend", lambda: unroll)
     extra = {"model.num_classes": 8, "diffusion.label_dropout": 0.3} if conditional else {}
     whole, accum = toy_family(**extra), toy_family(grad_accum_steps=4, **extra)
     params, batch = perturbed_params(whole), toy_batch()
