@@ -52,6 +52,7 @@ import optax
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxgen import diffusion  # noqa: E402
+from jaxgen.core import xla_options  # noqa: E402
 from jaxgen.nets import UNet  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -93,7 +94,7 @@ def bench_jax(batch: int, repeats: int, sampler_batches, sampler_steps: int) -> 
         return optax.apply_updates(params, updates), opt_state, loss
 
     t0 = time.perf_counter()
-    lowered = jax.jit(train_step, donate_argnums=(0, 1)).lower(params, opt_state, x, rng)
+    lowered = xla_options.jit(train_step, donate_argnums=(0, 1)).lower(params, opt_state, x, rng)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
     cost = compiled.cost_analysis()
@@ -117,10 +118,10 @@ def bench_jax(batch: int, repeats: int, sampler_batches, sampler_steps: int) -> 
         short = diffusion.ddpm_process(num_timesteps=sampler_steps)
         xT = diffusion.initial_noise(rng, (b, 32, 32, 1))
         t0 = time.perf_counter()
-        sample = jax.jit(lambda x, k: diffusion.sample(model_fn, short, x, k)).lower(xT, rng).compile()
+        sample = xla_options.jit(lambda x, k: diffusion.sample(model_fn, short, x, k)).lower(xT, rng).compile()
         out[f"sampler_compile_s_b{b}"] = time.perf_counter() - t0
         loop_ms = median_ms(lambda: sample(xT, rng).block_until_ready(), max(3, repeats // 3))
-        fwd = jax.jit(model_fn)
+        fwd = xla_options.jit(model_fn)
         tt = jnp.zeros((b,), jnp.int32)
         fwd_ms = median_ms(lambda: fwd(xT, tt).block_until_ready(), repeats)
         out[f"sampler_step_ms_b{b}"] = loop_ms / sampler_steps
@@ -234,7 +235,7 @@ def bench_full_sampling(batches, steps: int, repeats: int, threads: int, methods
     if peer_mod is not None:
         import diffusers
         out["diffusers"] = diffusers.__version__
-    fwd = jax.jit(lambda p, x, t: model.apply({"params": p}, x, t))
+    fwd = xla_options.jit(lambda p, x, t: model.apply({"params": p}, x, t))
     for b in batches:
         xT = diffusion.initial_noise(rng, (b, 32, 32, 1))
         tt = jnp.full((b,), 500, jnp.int32)
@@ -265,7 +266,7 @@ def bench_full_sampling(batches, steps: int, repeats: int, threads: int, methods
                                         spacing=spacing)
 
             t0 = time.perf_counter()
-            compiled = jax.jit(sample).lower(params, xT, rng).compile()
+            compiled = xla_options.jit(sample).lower(params, xT, rng).compile()
             compile_s = time.perf_counter() - t0
             jax_run = lambda: compiled(params, xT, rng).block_until_ready()
             peer_run = (_peer_loop(peer_mod[0], peer_mod[1], sched_name, steps, xp)
@@ -284,7 +285,7 @@ def bench_full_sampling(batches, steps: int, repeats: int, threads: int, methods
             # The same loop around a network-free model_fn (eps_hat = 0.1 x): what the scan,
             # the grid lookups, the noise and the solver update cost per step on their own.
             # A difference of two ~100 ms medians cannot resolve 1 ms at batch 16; this can.
-            null = jax.jit(lambda x, k, method=method, spacing=spacing: diffusion.sample(
+            null = xla_options.jit(lambda x, k, method=method, spacing=spacing: diffusion.sample(
                 lambda xt, t: 0.1 * xt, process, x, k, method=method, num_steps=steps,
                 spacing=spacing)).lower(xT, rng).compile()
             r["loop_only_step_ms"] = median_ms(
@@ -413,6 +414,7 @@ def main(argv=None):
                          "full_repeats": args.full_repeats, "matched_unet": MATCHED},
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                           "jax": jax.__version__, "backend": jax.default_backend(),
+                          "compiler_options": xla_options.options(),
                           "devices": [str(d) for d in jax.devices()]},
               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -28,6 +28,7 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from jaxgen.core import xla_options  # noqa: E402
 from jaxgen.nets.attention import dot_product_attention  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -49,8 +50,8 @@ def main(argv=None):
                       for key in jax.random.split(jax.random.key(0), 4))
         fns = {}
         for name, fn in impls.items():
-            fns[(name, "fwd")] = jax.jit(fn)
-            fns[(name, "fwd+bwd")] = jax.jit(lambda q, k, v, fn=fn: jax.vjp(fn, q, k, v)[1](g))
+            fns[(name, "fwd")] = xla_options.jit(fn)
+            fns[(name, "fwd+bwd")] = xla_options.jit(lambda q, k, v, fn=fn: jax.vjp(fn, q, k, v)[1](g))
         times = {key: [] for key in fns}
         for f in fns.values():
             for _ in range(2):

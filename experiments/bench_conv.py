@@ -34,6 +34,7 @@ from jax import lax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from jaxgen.core import xla_options  # noqa: E402
 from jaxgen.nets.conv import conv2d  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -64,13 +65,13 @@ def make_fns(conv, stride):
         (fwd, fwd_bwd): fwd(x, w, b) -> y of shape (N, H_out, W_out, C_out);
         fwd_bwd(x, w, b, ct) -> (y, dx, dw, db).
     """
-    fwd = jax.jit(lambda x, w, b: conv(x, w, b, stride))
+    fwd = xla_options.jit(lambda x, w, b: conv(x, w, b, stride))
 
     def fwd_bwd(x, w, b, ct):
         y, vjp = jax.vjp(lambda x, w, b: conv(x, w, b, stride), x, w, b)
         return (y,) + vjp(ct)
 
-    return fwd, jax.jit(fwd_bwd)
+    return fwd, xla_options.jit(fwd_bwd)
 
 
 def time_interleaved(fns: dict, repeats: int, warmup: int) -> dict:

@@ -53,6 +53,7 @@ import optax
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxgen import diffusion  # noqa: E402
+from jaxgen.core import xla_options  # noqa: E402
 from jaxgen.nets import DIT_SIZES, DiT, dit_kwargs  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -85,7 +86,7 @@ def bench_model(name: str, batch: int, repeats: int, dtype: str, peak_tflops=Non
         return optax.apply_updates(params, updates), opt_state, loss
 
     t0 = time.perf_counter()
-    compiled = jax.jit(train_step, donate_argnums=(0, 1)).lower(
+    compiled = xla_options.jit(train_step, donate_argnums=(0, 1)).lower(
         params, opt_state, x, labels, key).compile()
     compile_s = time.perf_counter() - t0
     cost = compiled.cost_analysis()

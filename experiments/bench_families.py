@@ -42,6 +42,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments.bench import median_ms  # noqa: E402
+from jaxgen.core import xla_options  # noqa: E402
 from jaxgen.train import get_family  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -118,7 +119,7 @@ def bench_entry(name: str, repeats: int, sample_batch: int, peak: float) -> dict
     batch = random_batch(config, shape, config.train.batch_size, rng)
 
     t0 = time.perf_counter()
-    compiled = jax.jit(family.train_step, donate_argnums=0).lower(state, batch, rng).compile()
+    compiled = xla_options.jit(family.train_step, donate_argnums=0).lower(state, batch, rng).compile()
     compile_s = time.perf_counter() - t0
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -142,7 +143,7 @@ def bench_entry(name: str, repeats: int, sample_batch: int, peak: float) -> dict
 
     params = box["state"].ema_params
     t0 = time.perf_counter()
-    sample = jax.jit(family.sample, static_argnums=2).lower(params, rng, sample_batch).compile()
+    sample = xla_options.jit(family.sample, static_argnums=2).lower(params, rng, sample_batch).compile()
     out["sample_compile_s"] = time.perf_counter() - t0
     sample_ms = median_ms(lambda: jax.block_until_ready(sample(params, rng)),
                           max(3, repeats // 2), warmup=1)
@@ -311,6 +312,7 @@ def main(argv=None):
 
     report = {"benchmark": "families", "date": datetime.datetime.now().isoformat(),
               "jax": jax.__version__, "backend": jax.default_backend(),
+              "compiler_options": xla_options.options(),
               "device": str(jax.devices()[0].device_kind), "cpu_count": os.cpu_count(),
               "machine": platform.machine(), "loadavg_start": load_start,
               "loadavg_end": os.getloadavg(), "matmul_peak": peak,

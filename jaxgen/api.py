@@ -10,6 +10,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from jaxgen.core import xla_options
 from jaxgen.errors import ConfigError
 from jaxgen.train import checkpoint, loop, sharding
 
@@ -139,7 +140,7 @@ class Run:
     def evaluate(self, pipeline, num_batches: int) -> dict:
         """Mean of ``family.evaluate`` over the first ``num_batches`` batches of ``pipeline``."""
         mesh = sharding.make_mesh()
-        fn = jax.jit(self.family.evaluate)
+        fn = xla_options.jit(self.family.evaluate)
         key = loop.keys(self.config.seed)["eval"]
         totals: dict = {}
         for i in range(num_batches):

@@ -25,6 +25,7 @@ import numpy as np
 from flax import serialization
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxgen.core import xla_options
 from jaxgen.metrics.frechet import FeatureStats, StatsAccumulator
 
 __all__ = ["FeatureExtractor", "classifier_extractor", "inception_extractor", "load_extractor",
@@ -111,7 +112,7 @@ class FeatureExtractor:
         key = (mesh, axis)  # Mesh hashes by its devices and axis names
         if key not in self._fns:
             batch = NamedSharding(mesh, P(axis))
-            self._fns[key] = (jax.jit(self.apply_fn,
+            self._fns[key] = (xla_options.jit(self.apply_fn,
                                       in_shardings=(NamedSharding(mesh, P()), batch),
                                       out_shardings=batch),
                               jax.device_put(self.params, NamedSharding(mesh, P())))

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxgen.core import xla_options
 from jaxgen.errors import ConfigError
 
 CONDITIONS = ("none", "low_res")
@@ -111,7 +112,7 @@ def save_sr_picture(family, params, images, path: str, rng) -> str:
 
     images = jnp.asarray(images)
     low = area_downsample(images, family.low_res)
-    sr = np.asarray(jax.jit(family.super_resolve)(params, low, rng))
+    sr = np.asarray(xla_options.jit(family.super_resolve)(params, low, rng))
     shown = np.asarray(upsample(low, images.shape, "nearest"))
     rows = []
     for start in range(0, len(images), 10):

@@ -28,6 +28,7 @@ import ml_collections
 import numpy as np
 
 from jaxgen import metrics
+from jaxgen.core import xla_options
 from jaxgen.train import distributed, sharding
 
 REFERENCE_DIR = "reference_stats"
@@ -38,7 +39,7 @@ def _sharded_sampler(family, mesh):
     """``family.sample`` jitted with the batch split over the mesh; built once per
     (family, mesh), so periodic evaluation during training compiles only the first time."""
     # Parameters keep the sharding they have (replicated, or FSDP during training).
-    return jax.jit(family.sample, static_argnums=2,
+    return xla_options.jit(family.sample, static_argnums=2,
                    in_shardings=(None, sharding.replicated(mesh)),
                    out_shardings=sharding.batch_sharded(mesh))
 

@@ -31,6 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxgen import data, viz
+from jaxgen.core import xla_options
 from jaxgen.train import checkpoint, distributed, evaluation, faults, report, sharding
 from jaxgen.train import state as state_lib
 from jaxgen.train.metrics_log import MetricWriter
@@ -106,7 +107,7 @@ def guarded_step(family, state_shardings, mesh):
     ``family.train_step`` behind the non-finite guard, the state sharded as
     ``state_shardings`` and donated, the batch split over the mesh."""
     repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-    return jax.jit(state_lib.guard_nonfinite(family.train_step),
+    return xla_options.jit(state_lib.guard_nonfinite(family.train_step),
                    in_shardings=(state_shardings, repl, batch_sh, repl),
                    out_shardings=(state_shardings, repl, repl), donate_argnums=(0, 1))
 
@@ -144,13 +145,13 @@ def init_or_restore(family, mesh, mngr, seed: int, *, set_aside_damaged: bool = 
         return restored.state, restored
     # Initialisation runs once; on XLA:CPU its many unrolled PRNG calls take ~4x longer to
     # compile with full optimisation than without, for no run-time benefit that matters.
-    options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
-    return lowered.compile(compiler_options=options)(init_key), None
+    extra = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else {}
+    return lowered.compile(compiler_options=xla_options.options(**extra))(init_key), None
 
 
 def sampler(family):
     """The family's ``sample(params, rng, num)`` compiled once per ``num``."""
-    return jax.jit(family.sample, static_argnums=2)
+    return xla_options.jit(family.sample, static_argnums=2)
 
 
 def picture_options(config: ml_collections.ConfigDict, family) -> dict:

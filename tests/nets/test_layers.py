@@ -56,20 +56,30 @@ def test_attention_chunking_does_not_change_the_result(monkeypatch, budget_float
     # per chunk (9 chunks); 63 floats gives chunks of 3 for the 3x7 scores (not
     # a power of two) and 1 for the 9x9; 1e6 a single chunk without a loop.
     # The budget is read at trace time, so clear jit's cache of earlier traces.
+    # The inference forward (no gradient) has its own budget; it is chunked the same way.
     _value_and_vjp.clear_cache()
     monkeypatch.setattr(attention_lib, "_CHUNK_SCORE_BYTES", 4 * budget_floats)
+    monkeypatch.setattr(attention_lib, "_INFERENCE_SCORE_BYTES", 4 * budget_floats)
     for shape in [(3, 9, 9, 3, 4), (3, 3, 7, 3, 4)]:
         q, k, v, g = _qkv(shape, seed=1)
         _assert_attention_matches(q, k, v, g, atol=2e-5)
+        fresh = jax.jit(lambda q, k, v: dot_product_attention(q, k, v))  # traced anew
+        np.testing.assert_allclose(fresh(q, k, v),
+                                   jax.nn.dot_product_attention(q, k, v), atol=2e-5, rtol=1e-5)
 
 
 def test_chunk_size_divides_and_fits():
-    assert attention_lib._chunk_size(256, 256, 256) * 4 * 256 * 256 <= attention_lib._CHUNK_SCORE_BYTES
+    budget = attention_lib._CHUNK_SCORE_BYTES
+    assert attention_lib._chunk_size(256, 256, 256, budget) * 4 * 256 * 256 <= budget
     for groups in [1, 7, 9, 24, 256]:
-        c = attention_lib._chunk_size(groups, 16, 16)
+        c = attention_lib._chunk_size(groups, 16, 16, budget)
         assert groups % c == 0 and 1 <= c <= groups
-    assert attention_lib._chunk_size(7, 1024, 1024) == 1  # larger than the budget: 1 per chunk
-    assert attention_lib._chunk_size(6, 8, 8) == 6  # all fit: one chunk, no loop
+    assert attention_lib._chunk_size(7, 1024, 1024, budget) == 1  # over budget: 1 per chunk
+    assert attention_lib._chunk_size(6, 8, 8, budget) == 6  # all fit: one chunk, no loop
+    # the UNet's 16x16 level at batch 32 (256 problems of 256 x 256): chunks of 16 in
+    # training, one piece at inference
+    assert attention_lib._chunk_size(256, 256, 256, budget) == 16
+    assert attention_lib._chunk_size(256, 256, 256, attention_lib._INFERENCE_SCORE_BYTES) == 256
 
 
 def test_attention_is_stable_for_large_logits():
