@@ -29,7 +29,10 @@ Two XLA:CPU specifics shape the code:
 * the chunks are a ``lax.map`` loop. Unlike convolutions (which slow down
   ~50x inside a loop on XLA:CPU), dots and fusions run at full speed there,
   and the loop keeps the compiled graph small. Two independent loops over
-  the two halves of the chunks did not run concurrently on 2 cores.
+  the two halves of the chunks did not run concurrently on 2 cores, but two
+  independent halves inside one iteration do: each iteration computes its
+  chunk as two halves, which made the matched DDPM UNet's train step 7-8%
+  faster (991 -> 925 and 1060 -> 974 ms, batch 32, two A/B runs).
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ _CHUNK_SCORE_BYTES = 4 * 1024 * 1024
 # in one piece there, the whole forward + backward ran 1.5x slower. Larger problems are
 # still chunked, to bound memory.
 _INFERENCE_SCORE_BYTES = 64 * 1024 * 1024
+
+# Whether each chunk is computed as two independent halves (see ``_chunked``).
+_SPLIT_CHUNKS = True
 
 
 def _chunk_size(groups: int, tq: int, tk: int, budget: int) -> int:
@@ -89,7 +95,17 @@ def _chunked(fn, *xs, budget: int | None = None):
     c = _chunk_size(g, tq, tk, _CHUNK_SCORE_BYTES if budget is None else budget)
     if c == g:
         return fn(*xs)
-    out = lax.map(lambda a: fn(*a), tuple(x.reshape(g // c, c, *x.shape[1:]) for x in xs))
+
+    def body(a):
+        # Two independent halves per iteration: XLA:CPU runs them side by side on two
+        # cores (module doc).
+        if not _SPLIT_CHUNKS or c % 2:
+            return fn(*a)
+        h = c // 2
+        lo, hi = fn(*(x[:h] for x in a)), fn(*(x[h:] for x in a))
+        return tuple(jnp.concatenate(pair, axis=0) for pair in zip(lo, hi))
+
+    out = lax.map(body, tuple(x.reshape(g // c, c, *x.shape[1:]) for x in xs))
     return tuple(y.reshape(g, *y.shape[2:]) for y in out)
 
 

@@ -50,17 +50,19 @@ def test_attention_matches_jax_nn(shape):
     _assert_attention_matches(q, k, v, g, atol=2e-5)
 
 
-@pytest.mark.parametrize("budget_floats", [1, 7 * 9, 10 ** 6])
+@pytest.mark.parametrize("budget_floats", [1, 7 * 9, 4 * 81, 10 ** 6])
 def test_attention_chunking_does_not_change_the_result(monkeypatch, budget_floats):
     # G = 9 problems of 9x9 and of 3x7 scores: budget 1 float gives one problem
     # per chunk (9 chunks); 63 floats gives chunks of 3 for the 3x7 scores (not
     # a power of two) and 1 for the 9x9; 1e6 a single chunk without a loop.
+    # G = 8 problems of 9x9 with 324 floats: 2 chunks of 4, each computed as two
+    # halves of 2 (with 63 floats: 8 chunks of 1, which cannot be halved).
     # The budget is read at trace time, so clear jit's cache of earlier traces.
     # The inference forward (no gradient) has its own budget; it is chunked the same way.
     _value_and_vjp.clear_cache()
     monkeypatch.setattr(attention_lib, "_CHUNK_SCORE_BYTES", 4 * budget_floats)
     monkeypatch.setattr(attention_lib, "_INFERENCE_SCORE_BYTES", 4 * budget_floats)
-    for shape in [(3, 9, 9, 3, 4), (3, 3, 7, 3, 4)]:
+    for shape in [(3, 9, 9, 3, 4), (3, 3, 7, 3, 4), (2, 9, 9, 4, 4)]:
         q, k, v, g = _qkv(shape, seed=1)
         _assert_attention_matches(q, k, v, g, atol=2e-5)
         fresh = jax.jit(lambda q, k, v: dot_product_attention(q, k, v))  # traced anew
