@@ -41,7 +41,7 @@ def _user_sets_ynn() -> bool:
 @functools.lru_cache(maxsize=None)
 def _accepted(key: tuple) -> bool:
     """Whether this jaxlib compiles a trivial CPU program with the options ``key``."""
-    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
     try:
         jax.jit(jnp.negative, compiler_options=dict(key)).lower(
             jax.ShapeDtypeStruct((2,), jnp.float32, sharding=cpu)).compile()
