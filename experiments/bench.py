@@ -118,7 +118,8 @@ def bench_jax(batch: int, repeats: int, sampler_batches, sampler_steps: int) -> 
         short = diffusion.ddpm_process(num_timesteps=sampler_steps)
         xT = diffusion.initial_noise(rng, (b, 32, 32, 1))
         t0 = time.perf_counter()
-        sample = xla_options.jit(lambda x, k: diffusion.sample(model_fn, short, x, k)).lower(xT, rng).compile()
+        sample = xla_options.jit(lambda x, k: diffusion.sample(model_fn, short, x, k)).lower(
+            xT, rng).compile()
         out[f"sampler_compile_s_b{b}"] = time.perf_counter() - t0
         loop_ms = median_ms(lambda: sample(xT, rng).block_until_ready(), max(3, repeats // 3))
         fwd = xla_options.jit(model_fn)

@@ -51,7 +51,8 @@ def main(argv=None):
         fns = {}
         for name, fn in impls.items():
             fns[(name, "fwd")] = xla_options.jit(fn)
-            fns[(name, "fwd+bwd")] = xla_options.jit(lambda q, k, v, fn=fn: jax.vjp(fn, q, k, v)[1](g))
+            fns[(name, "fwd+bwd")] = xla_options.jit(
+                lambda q, k, v, fn=fn: jax.vjp(fn, q, k, v)[1](g))
         times = {key: [] for key in fns}
         for f in fns.values():
             for _ in range(2):

@@ -119,7 +119,8 @@ def bench_entry(name: str, repeats: int, sample_batch: int, peak: float) -> dict
     batch = random_batch(config, shape, config.train.batch_size, rng)
 
     t0 = time.perf_counter()
-    compiled = xla_options.jit(family.train_step, donate_argnums=0).lower(state, batch, rng).compile()
+    compiled = xla_options.jit(family.train_step, donate_argnums=0).lower(
+        state, batch, rng).compile()
     compile_s = time.perf_counter() - t0
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -143,7 +144,8 @@ def bench_entry(name: str, repeats: int, sample_batch: int, peak: float) -> dict
 
     params = box["state"].ema_params
     t0 = time.perf_counter()
-    sample = xla_options.jit(family.sample, static_argnums=2).lower(params, rng, sample_batch).compile()
+    sample = xla_options.jit(family.sample, static_argnums=2).lower(
+        params, rng, sample_batch).compile()
     out["sample_compile_s"] = time.perf_counter() - t0
     sample_ms = median_ms(lambda: jax.block_until_ready(sample(params, rng)),
                           max(3, repeats // 2), warmup=1)

@@ -113,8 +113,8 @@ class FeatureExtractor:
         if key not in self._fns:
             batch = NamedSharding(mesh, P(axis))
             self._fns[key] = (xla_options.jit(self.apply_fn,
-                                      in_shardings=(NamedSharding(mesh, P()), batch),
-                                      out_shardings=batch),
+                                              in_shardings=(NamedSharding(mesh, P()), batch),
+                                              out_shardings=batch),
                               jax.device_put(self.params, NamedSharding(mesh, P())))
         return self._fns[key]
 

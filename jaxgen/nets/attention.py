@@ -59,9 +59,6 @@ _CHUNK_SCORE_BYTES = 4 * 1024 * 1024
 # still chunked, to bound memory.
 _INFERENCE_SCORE_BYTES = 64 * 1024 * 1024
 
-# Whether each chunk is computed as two independent halves (see ``_chunked``).
-_SPLIT_CHUNKS = True
-
 
 def _chunk_size(groups: int, tq: int, tk: int, budget: int) -> int:
     """Largest divisor of ``groups`` whose score chunk fits ``budget`` bytes.
@@ -99,7 +96,7 @@ def _chunked(fn, *xs, budget: int | None = None):
     def body(a):
         # Two independent halves per iteration: XLA:CPU runs them side by side on two
         # cores (module doc).
-        if not _SPLIT_CHUNKS or c % 2:
+        if c % 2:
             return fn(*a)
         h = c // 2
         lo, hi = fn(*(x[:h] for x in a)), fn(*(x[h:] for x in a))

@@ -40,8 +40,8 @@ def _sharded_sampler(family, mesh):
     (family, mesh), so periodic evaluation during training compiles only the first time."""
     # Parameters keep the sharding they have (replicated, or FSDP during training).
     return xla_options.jit(family.sample, static_argnums=2,
-                   in_shardings=(None, sharding.replicated(mesh)),
-                   out_shardings=sharding.batch_sharded(mesh))
+                           in_shardings=(None, sharding.replicated(mesh)),
+                           out_shardings=sharding.batch_sharded(mesh))
 
 
 def generate(family, params, rng, num: int, batch_size: int, mesh=None) -> np.ndarray:

@@ -108,8 +108,8 @@ def guarded_step(family, state_shardings, mesh):
     ``state_shardings`` and donated, the batch split over the mesh."""
     repl, batch_sh = sharding.replicated(mesh), sharding.batch_sharded(mesh)
     return xla_options.jit(state_lib.guard_nonfinite(family.train_step),
-                   in_shardings=(state_shardings, repl, batch_sh, repl),
-                   out_shardings=(state_shardings, repl, repl), donate_argnums=(0, 1))
+                           in_shardings=(state_shardings, repl, batch_sh, repl),
+                           out_shardings=(state_shardings, repl, repl), donate_argnums=(0, 1))
 
 
 def init_or_restore(family, mesh, mngr, seed: int, *, set_aside_damaged: bool = False,

@@ -301,17 +301,18 @@ def save_pictures(family: VAEFamily, params, images, out_dir: str, rng, *,
     if images.ndim != 4 or len(images) < 20:
         raise ValueError(f"images must be at least 20 images (N, H, W, C), got {images.shape}")
     path = lambda name: os.path.join(out_dir, prefix + name)  # noqa: E731
-    written = [viz.save_grid(np.asarray(xla_options.jit(family.sample, static_argnums=2)(
+    jit = xla_options.jit
+    written = [viz.save_grid(np.asarray(jit(family.sample, static_argnums=2)(
         params, rng, num_samples)), path("samples.png"), nrow=10)]
-    shown, recon = (np.asarray(a) for a in xla_options.jit(family.reconstruct)(params, images[:20]))
+    shown, recon = (np.asarray(a) for a in jit(family.reconstruct)(params, images[:20]))
     rows = np.concatenate([shown[:10], recon[:10], shown[10:20], recon[10:20]])
     written.append(viz.save_grid(rows, path("reconstructions.png"), nrow=10))
     a, b = images[:8], images[8:16]
-    between = np.asarray(xla_options.jit(family.interpolate)(params, a, b))
+    between = np.asarray(jit(family.interpolate)(params, a, b))
     strip = np.concatenate([shown[:8, None], between, shown[8:16, None]], axis=1)
     written.append(viz.save_grid(strip.reshape((-1,) + strip.shape[2:]), path(
         "interpolation.png"), nrow=strip.shape[1]))
     if family.latent_shape == (2,) and not family.hierarchical:
-        written.append(viz.save_grid(np.asarray(xla_options.jit(family.latent_grid, static_argnums=1)(
+        written.append(viz.save_grid(np.asarray(jit(family.latent_grid, static_argnums=1)(
             params, 20)), path("manifold.png"), nrow=20))
     return written
