@@ -248,7 +248,8 @@ def extract_features(extractor: FeatureExtractor, images, *, batch_size: int = 2
     last step is zero-padded (features are per-image, so padding changes nothing) and
     every device always runs one compiled program on one batch shape. The per-device
     program is therefore the same for any device count, which is what makes features
-    from 1 and 8 devices agree (bitwise on XLA:CPU; see tests/metrics).
+    from 1 and 8 devices agree (on XLA:CPU to the last float32 bit of some images, from
+    the multi-threaded convolutions' work split; see tests/metrics).
 
     Args:
       extractor: the feature map.
