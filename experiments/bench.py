@@ -60,6 +60,35 @@ MATCHED = dict(out_channels=1, block_channels=(32, 64, 64), attention=(False, Tr
                layers_per_block=2, num_groups=8, head_dim=8, time_conditioning="add")
 
 
+def cpu_model() -> dict:
+    """The host CPU's model name and the vector extensions that decide XLA:CPU's and
+    PyTorch's kernels (read from /proc/cpuinfo; empty fields where it is missing)."""
+    name, flags = platform.processor(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                if name and flags:
+                    break
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return {"cpu_model": name, "cpu_isa": [f for f in wanted if f in flags]}
+
+
+def machine_info() -> dict:
+    """Where a benchmark ran: OS, CPU model and extensions, core count, JAX, devices and
+    the compile options jaxgen passes (results from different machines differ ~2x)."""
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), **cpu_model(),
+            "jax": jax.__version__, "backend": jax.default_backend(),
+            "compiler_options": xla_options.options(),
+            "devices": [str(d) for d in jax.devices()]}
+
+
 def median_ms(fn, repeats: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
@@ -413,10 +442,7 @@ def main(argv=None):
               "config": {"batch": args.batch, "repeats": args.repeats, "threads": args.threads,
                          "sampler_steps": args.sampler_steps, "full_steps": args.full_steps,
                          "full_repeats": args.full_repeats, "matched_unet": MATCHED},
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                          "jax": jax.__version__, "backend": jax.default_backend(),
-                          "compiler_options": xla_options.options(),
-                          "devices": [str(d) for d in jax.devices()]},
+              "machine": machine_info(),
               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -28,6 +27,7 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiments.bench import machine_info  # noqa: E402
 from jaxgen.core import xla_options  # noqa: E402
 from jaxgen.nets.attention import dot_product_attention  # noqa: E402
 
@@ -71,8 +71,7 @@ def main(argv=None):
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"rows": rows, "heads": HEADS, "head_dim": HEAD_DIM, "repeats": args.repeats,
-                   "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                               "jax": jax.__version__},
+                   "machine": machine_info(),
                    "time": time.strftime("%Y-%m-%dT%H:%M:%S")}, f, indent=2)
     print(f"wrote {args.out}")
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -52,6 +51,7 @@ import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from experiments.bench import machine_info  # noqa: E402
 from jaxgen import diffusion  # noqa: E402
 from jaxgen.core import xla_options  # noqa: E402
 from jaxgen.nets import DIT_SIZES, DiT, dit_kwargs  # noqa: E402
@@ -183,9 +183,7 @@ def run_suite(models, batch: int, repeats: int, dtype: str = "float32", peak_tfl
     results = {"models": {}, "config": {"batch": batch, "repeats": repeats, "dtype": dtype,
                                         "threads": threads, "peer": why or "diffusers",
                                         "input": "32x32x4 latents, 1000 classes"},
-               "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                           "jax": jax.__version__, "backend": jax.default_backend(),
-                           "devices": [str(d) for d in jax.devices()]},
+               "machine": machine_info(),
                "loadavg_start": os.getloadavg()}
     for name in models:
         r = bench_model(name, batch, repeats, dtype, peak_tflops)

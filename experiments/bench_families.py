@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments.bench import median_ms  # noqa: E402
+from experiments.bench import machine_info, median_ms  # noqa: E402
 from jaxgen.core import xla_options  # noqa: E402
 from jaxgen.train import get_family  # noqa: E402
 
@@ -316,7 +316,7 @@ def main(argv=None):
               "jax": jax.__version__, "backend": jax.default_backend(),
               "compiler_options": xla_options.options(),
               "device": str(jax.devices()[0].device_kind), "cpu_count": os.cpu_count(),
-              "machine": platform.machine(), "loadavg_start": load_start,
+              "machine": platform.machine(), "host": machine_info(), "loadavg_start": load_start,
               "loadavg_end": os.getloadavg(), "matmul_peak": peak,
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
               "results": results}
