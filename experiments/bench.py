@@ -100,6 +100,21 @@ def median_ms(fn, repeats: int, warmup: int = 2) -> float:
     return 1e3 * statistics.median(times)
 
 
+def interleaved_median_ms(fns: dict, *args, repeats: int, warmup: int = 2) -> dict:
+    """Median ms of each ``fns[key](*args)`` (blocking on its result), the functions
+    taking turns within every repeat so that drift in machine load hits all alike."""
+    for f in fns.values():
+        for _ in range(warmup):
+            jax.block_until_ready(f(*args))
+    times = {key: [] for key in fns}
+    for _ in range(repeats):
+        for key, f in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(*args))
+            times[key].append(1e3 * (time.perf_counter() - t0))
+    return {key: statistics.median(t) for key, t in times.items()}
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -27,7 +26,7 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments.bench import machine_info  # noqa: E402
+from experiments.bench import interleaved_median_ms, machine_info  # noqa: E402
 from jaxgen.core import xla_options  # noqa: E402
 from jaxgen.nets.attention import dot_product_attention  # noqa: E402
 
@@ -53,18 +52,9 @@ def main(argv=None):
             fns[(name, "fwd")] = xla_options.jit(fn)
             fns[(name, "fwd+bwd")] = xla_options.jit(
                 lambda q, k, v, fn=fn: jax.vjp(fn, q, k, v)[1](g))
-        times = {key: [] for key in fns}
-        for f in fns.values():
-            for _ in range(2):
-                jax.block_until_ready(f(q, k, v))
-        for _ in range(args.repeats):
-            for key, f in fns.items():
-                t0 = time.perf_counter()
-                jax.block_until_ready(f(q, k, v))
-                times[key].append(1e3 * (time.perf_counter() - t0))
+        medians = interleaved_median_ms(fns, q, k, v, repeats=args.repeats)
         for phase in ("fwd", "fwd+bwd"):
-            ref = statistics.median(times[("jax.nn", phase)])
-            ours = statistics.median(times[("jaxgen", phase)])
+            ref, ours = medians[("jax.nn", phase)], medians[("jaxgen", phase)]
             rows.append({"batch": b, "tokens": t, "pass": phase, "jax_nn_ms": ref,
                          "jaxgen_ms": ours, "speedup": ref / ours})
             print(f"{b:3d} {t:4d} {phase:>8s} {ref:10.2f} {ours:10.2f} {ref / ours:8.2f}")

@@ -5,6 +5,7 @@ from jaxgen.nets.dit import DIT_SIZES, DiT, dit_kwargs, patchify, unpatchify
 from jaxgen.nets.embeddings import TimeEmbedding, sinusoidal_embedding
 from jaxgen.nets.layers import TIME_CONDITIONING, Attention, Downsample, ResBlock, Upsample
 from jaxgen.nets.mlp import MLP
+from jaxgen.nets.norm import GroupNorm, group_norm
 from jaxgen.nets.unet import UNet
 
 MODELS = ("unet", "mlp", "dit")
@@ -48,6 +49,7 @@ def build(model_cfg, *, out_channels: int, num_classes=None):
     raise ValueError(f"model.name must be one of {MODELS}, got {model_cfg.name!r}")
 
 
-__all__ = ["Attention", "Conv", "DIT_SIZES", "DiT", "Downsample", "MLP", "MODELS", "ResBlock",
-           "TIME_CONDITIONING", "TimeEmbedding", "UNet", "Upsample", "build", "conv2d",
-           "dit_kwargs", "patchify", "sinusoidal_embedding", "unpatchify"]
+__all__ = ["Attention", "Conv", "DIT_SIZES", "DiT", "Downsample", "GroupNorm", "MLP", "MODELS",
+           "ResBlock", "TIME_CONDITIONING", "TimeEmbedding", "UNet", "Upsample", "build",
+           "conv2d", "dit_kwargs", "group_norm", "patchify", "sinusoidal_embedding",
+           "unpatchify"]

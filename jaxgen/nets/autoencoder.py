@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from jaxgen.nets.conv import Conv
 from jaxgen.nets.layers import Downsample, Upsample
+from jaxgen.nets.norm import GroupNorm
 
 # The posterior's log variance is clipped here, as in Rombach et al.'s
 # DiagonalGaussianDistribution, so that exp(logvar) never over- or underflows.
@@ -37,9 +38,9 @@ class ResnetBlock(nn.Module):
     @nn.compact
     def __call__(self, x):
         h = Conv(self.features, 3, name="conv1")(
-            nn.silu(nn.GroupNorm(self.num_groups, epsilon=1e-6, name="norm1")(x)))
+            nn.silu(GroupNorm(self.num_groups, epsilon=1e-6, name="norm1")(x)))
         h = Conv(self.features, 3, name="conv2")(
-            nn.silu(nn.GroupNorm(self.num_groups, epsilon=1e-6, name="norm2")(h)))
+            nn.silu(GroupNorm(self.num_groups, epsilon=1e-6, name="norm2")(h)))
         if x.shape[-1] != self.features:
             x = Conv(self.features, 1, name="shortcut")(x)
         return x + h
@@ -80,7 +81,7 @@ class Encoder(nn.Module):
             if i != len(self.channels) - 1:
                 h = Downsample(ch, name=f"down_{i}_downsample")(h)
         h = ResnetBlock(self.channels[-1], self.num_groups, name="mid_res")(h)
-        h = nn.silu(nn.GroupNorm(self.num_groups, epsilon=1e-6, name="norm_out")(h))
+        h = nn.silu(GroupNorm(self.num_groups, epsilon=1e-6, name="norm_out")(h))
         moments = Conv(2 * self.latent_channels, 3, name="conv_out")(h)
         mean, logvar = jnp.split(moments, 2, axis=-1)
         return mean, jnp.clip(logvar, *LOGVAR_RANGE)
@@ -108,7 +109,7 @@ class Decoder(nn.Module):
                 h = ResnetBlock(ch, self.num_groups, name=f"up_{i}_res_{j}")(h)
             if i != len(self.channels) - 1:
                 h = Upsample(ch, name=f"up_{i}_upsample")(h)
-        h = nn.silu(nn.GroupNorm(self.num_groups, epsilon=1e-6, name="norm_out")(h))
+        h = nn.silu(GroupNorm(self.num_groups, epsilon=1e-6, name="norm_out")(h))
         return Conv(self.out_channels, 3, name="conv_out")(h)
 
 
@@ -174,7 +175,7 @@ class PatchDiscriminator(nn.Module):
         for i, ch in enumerate(self.channels):
             h = Conv(ch, 3, stride=2, name=f"conv_{i}")(h)
             if i > 0:
-                h = nn.GroupNorm(math.gcd(self.num_groups, ch), epsilon=1e-5,
+                h = GroupNorm(math.gcd(self.num_groups, ch), epsilon=1e-5,
                                  name=f"norm_{i}")(h)
             h = nn.leaky_relu(h, 0.2)
         return Conv(1, 3, name="conv_out")(h)[..., 0]

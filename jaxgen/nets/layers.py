@@ -8,6 +8,7 @@ import jax.numpy as jnp
 
 from jaxgen.nets.attention import dot_product_attention
 from jaxgen.nets.conv import Conv
+from jaxgen.nets.norm import GroupNorm
 
 TIME_CONDITIONING = ("adagn", "add")
 
@@ -30,15 +31,15 @@ class ResBlock(nn.Module):
     @nn.compact
     def __call__(self, x, emb, train: bool = False):
         # ``train`` may come positionally: ``nn.remat`` takes it as a static argument.
-        h = nn.silu(nn.GroupNorm(self.num_groups, epsilon=self.eps, name="norm1")(x))
+        h = nn.silu(GroupNorm(self.num_groups, epsilon=self.eps, name="norm1")(x))
         h = Conv(self.features, 3, name="conv1")(h)
         proj = nn.Dense(self.features * (2 if self.time_conditioning == "adagn" else 1),
                         name="time_emb_proj")(nn.silu(emb))[:, None, None, :]
         if self.time_conditioning == "adagn":
             scale, shift = jnp.split(proj, 2, axis=-1)
-            h = nn.GroupNorm(self.num_groups, epsilon=self.eps, name="norm2")(h) * (1 + scale) + shift
+            h = GroupNorm(self.num_groups, epsilon=self.eps, name="norm2")(h) * (1 + scale) + shift
         elif self.time_conditioning == "add":
-            h = nn.GroupNorm(self.num_groups, epsilon=self.eps, name="norm2")(h + proj)
+            h = GroupNorm(self.num_groups, epsilon=self.eps, name="norm2")(h + proj)
         else:
             raise ValueError(f"time_conditioning must be one of {TIME_CONDITIONING}, "
                              f"got {self.time_conditioning!r}")
@@ -67,7 +68,7 @@ class Attention(nn.Module):
         if c % self.head_dim:
             raise ValueError(f"channels {c} not divisible by attention head_dim {self.head_dim}")
         heads = c // self.head_dim
-        y = nn.GroupNorm(self.num_groups, epsilon=self.eps, name="norm")(x).reshape(b, h * w, c)
+        y = GroupNorm(self.num_groups, epsilon=self.eps, name="norm")(x).reshape(b, h * w, c)
         q, k, v = (nn.Dense(c, name=n)(y).reshape(b, h * w, heads, self.head_dim)
                    for n in ("to_q", "to_k", "to_v"))
         y = dot_product_attention(q, k, v).reshape(b, h * w, c)

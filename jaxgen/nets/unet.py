@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jaxgen.nets.conv import Conv
 from jaxgen.nets.embeddings import TimeEmbedding
 from jaxgen.nets.layers import Attention, Downsample, ResBlock, Upsample
+from jaxgen.nets.norm import GroupNorm
 
 
 class UNet(nn.Module):
@@ -114,5 +115,5 @@ class UNet(nn.Module):
             if i != last:
                 h = Upsample(ch, name=f"up_{i}_upsample")(h)
 
-        h = nn.silu(nn.GroupNorm(self.num_groups, epsilon=1e-5, name="norm_out")(h))
+        h = nn.silu(GroupNorm(self.num_groups, epsilon=1e-5, name="norm_out")(h))
         return Conv(self.out_channels, 3, kernel_init=nn.initializers.zeros, name="conv_out")(h)
