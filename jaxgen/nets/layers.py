@@ -86,11 +86,11 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Nearest-neighbour x2 then a 3x3 convolution: (B, H, W, C) -> (B, 2H, 2W, C)."""
+    """Nearest-neighbour x2 then a 3x3 convolution: (B, H, W, C) -> (B, 2H, 2W, C),
+    computed without materialising the upsampled image (``jaxgen.nets.conv.upsample_conv2d``)."""
 
     features: int
 
     @nn.compact
     def __call__(self, x):
-        x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-        return Conv(self.features, 3, name="conv")(x)
+        return Conv(self.features, 3, upsample=True, name="conv")(x)

@@ -307,3 +307,48 @@ def test_module_bad_inputs_raise_value_error():
     params = jax.eval_shape(Conv(3).init, key, good)
     with pytest.raises(ValueError, match="channel mismatch"):
         jax.eval_shape(Conv(3).apply, params, np.ones((1, 8, 8, 4), np.float32))
+
+
+# (N, H, W, C_in, C_out): batch 1 and >1, H != W, odd sizes, C_in != C_out.
+UPSAMPLE_SHAPES = [(1, 4, 4, 3, 5), (2, 3, 5, 4, 2), (3, 1, 2, 2, 3)]
+
+
+@pytest.mark.parametrize("shape", UPSAMPLE_SHAPES)
+def test_upsample_conv_is_conv_of_the_nearest_neighbour_upsampling(shape):
+    n, h, w_, c_in, c_out = shape
+    kx, kw, kb, kg = jax.random.split(jax.random.key(1), 4)
+    x = jax.random.normal(kx, (n, h, w_, c_in))
+    w = jax.random.normal(kw, (3, 3, c_in, c_out))
+    b = jax.random.normal(kb, (c_out,))
+    g = jax.random.normal(kg, (n, 2 * h, 2 * w_, c_out))
+    # Independent of lax: numpy's repeat and the loop convolution.
+    up = np.repeat(np.repeat(np.asarray(x, np.float64), 2, 1), 2, 2)
+    want = _numpy_conv(up, np.asarray(w, np.float64), 1) + np.asarray(b, np.float64)
+    np.testing.assert_allclose(conv_lib.upsample_conv2d(x, w, b), want, rtol=1e-5, atol=1e-4)
+
+    @jax.jit
+    def vjps(x, w, b, g):
+        ref = lambda x, w, b: _reference(jnp.repeat(jnp.repeat(x, 2, 1), 2, 2), w, b, 1)
+        return (jax.vjp(conv_lib.upsample_conv2d, x, w, b)[1](g), jax.vjp(ref, x, w, b)[1](g))
+
+    ours, ref = vjps(x, w, b, g)
+    for a, r in zip(ours, ref):
+        np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4)
+
+
+def test_upsample_module_keeps_the_parameters_of_a_3x3_conv():
+    from jaxgen.nets.layers import Upsample
+    x = jax.random.normal(jax.random.key(0), (2, 4, 4, 3))
+    params = Upsample(5).init(jax.random.key(1), x)
+    assert jax.tree.map(jnp.shape, params) == {
+        "params": {"conv": {"kernel": (3, 3, 3, 5), "bias": (5,)}}}
+    y = Upsample(5).apply(params, x)
+    p = params["params"]["conv"]
+    np.testing.assert_allclose(
+        y, conv2d(jnp.repeat(jnp.repeat(x, 2, 1), 2, 2), p["kernel"], p["bias"]),
+        rtol=1e-5, atol=1e-5)
+    assert Upsample(5).apply(params, x.astype(jnp.bfloat16)).dtype == jnp.float32
+    with pytest.raises(ValueError, match="kernel must be 3x3"):
+        conv_lib.upsample_conv2d(x, jnp.ones((5, 5, 3, 5)))
+    with pytest.raises(ValueError, match="upsample=True needs stride 1"):
+        Conv(5, 3, stride=2, upsample=True).init(jax.random.key(0), x)
