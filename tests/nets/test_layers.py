@@ -16,6 +16,7 @@ ATTENTION_SHAPES = [
     (3, 9, 9, 1, 8),
     (2, 12, 7, 3, 5),
     (3, 256, 256, 8, 8),  # 24 problems of 256 KiB scores: 2 chunks of 12 (a loop)
+    (2, 24, 17, 3, 64),   # wide heads (DiT-S/2 has 6 of 64)
 ]
 
 
