@@ -39,6 +39,8 @@ _BN_MOMENTUM = 0.9
 # pixel 2m + a (per axis) sums taps t of input m + s - 1 for the pairs (s, t) of phase a.
 # Derived from lax.conv_transpose(..., strides 2, 'SAME') and tested against it.
 _PHASE_TAPS = (((0, 0), (1, 2)), ((1, 1), (2, 3)))
+# Output channels from which the phases are four 2x2 convolutions (class doc).
+_PHASE_CONV_MIN_FEATURES = 16
 
 
 class FractionallyStridedConv(nn.Module):
@@ -49,8 +51,15 @@ class FractionallyStridedConv(nn.Module):
 
     XLA:CPU runs the input-dilated convolution of ``lax.conv_transpose`` and its weight
     gradient ~10x slower than a plain 3x3 convolution at DCGAN's shapes, so the same
-    linear map is computed as a 3x3 convolution to 4 * features channels (the four output
-    phases, the kernel's unused taps zero) and a depth-to-space shuffle.
+    linear map is computed from the four output phases (sub-pixel convolution): each
+    output parity (a, b) reads a 2x2 window of the input with the kernel taps
+    ``kernel[a::2, b::2]``. With at least ``_PHASE_CONV_MIN_FEATURES`` output channels
+    the four phases are four 2x2 convolutions (a quarter of the 3x3 form's taps); below
+    that, where one convolution beats four small ones, a single 3x3 convolution to
+    4 * features channels with the unused taps zero. Either way a depth-to-space
+    interleave follows. Forward + backward at batch 64 (2 cores): 7x7, 64 -> 32
+    channels 5.6 -> 2.8 ms and 7x7, 256 -> 128 76.5 -> 33.8 ms with the 2x2 form; at
+    14x14, 32 -> 1 the 3x3 form's 1.9 ms against 2.6.
     """
 
     features: int
@@ -63,6 +72,17 @@ class FractionallyStridedConv(nn.Module):
         b, h, w, cin = x.shape
         cout = self.features
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (4, 4, cin, cout))
+        if cout >= _PHASE_CONV_MIN_FEATURES:
+            # Phase a of an axis reaches input offsets (-1, 0) for a = 0 and (0, +1) for a = 1.
+            pad = ((1, 0), (0, 1))
+            rows = [jnp.stack([jax.lax.conv_general_dilated(
+                        x, kernel[a::2, c::2], (1, 1), (pad[a], pad[c]),
+                        dimension_numbers=("NHWC", "HWIO", "NHWC")) for c in (0, 1)], axis=3)
+                    for a in (0, 1)]                                 # (B, H, W, 2, C) each
+            y = jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, cout)
+            if self.use_bias:
+                y = y + self.param("bias", nn.initializers.zeros, (cout,))
+            return y
         w3 = jnp.zeros((3, 3, cin, 2, 2, cout), kernel.dtype)
         for ah in (0, 1):
             for sh, th in _PHASE_TAPS[ah]:

@@ -149,13 +149,19 @@ def test_adain_sets_each_instance_channel_statistics():
         adain(x, scale[:, :2], bias)
 
 
-def test_fractionally_strided_conv_equals_the_transposed_convolution():
+@pytest.mark.parametrize("features", [4, 16])  # the 3x3 four-phase form, four 2x2 convs
+def test_fractionally_strided_conv_equals_the_transposed_convolution(features):
     x = jax.random.normal(jax.random.key(0), (2, 5, 6, 3))
-    layer = FractionallyStridedConv(4)
+    layer = FractionallyStridedConv(features)
     v = jax.jit(layer.init)(jax.random.key(1), x)
     v = {"params": {"kernel": v["params"]["kernel"],
-                    "bias": jax.random.normal(jax.random.key(2), (4,))}}
-    ref = nn.ConvTranspose(4, (4, 4), strides=(2, 2), padding="SAME")
+                    "bias": jax.random.normal(jax.random.key(2), (features,))}}
+    ref = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME")
     y, y_ref = jax.jit(layer.apply)(v, x), jax.jit(ref.apply)(v, x)
-    assert y.shape == (2, 10, 12, 4)
+    assert y.shape == (2, 10, 12, features)
     np.testing.assert_allclose(y, y_ref, atol=1e-5)
+    cot = jax.random.normal(jax.random.key(3), y.shape)
+    grads = jax.jit(lambda v, x: jax.vjp(layer.apply, v, x)[1](cot))(v, x)
+    grads_ref = jax.jit(lambda v, x: jax.vjp(ref.apply, v, x)[1](cot))(v, x)
+    for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_ref)):
+        np.testing.assert_allclose(g, r, atol=1e-4, rtol=1e-4)
