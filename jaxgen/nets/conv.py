@@ -49,7 +49,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["Conv", "conv2d", "upsample_conv2d"]
+__all__ = ["Conv", "conv2d", "parity_conv2d", "upsample_conv2d"]
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -268,6 +268,15 @@ def conv2d(x: Array, w: Array, b: Optional[Array] = None, *, stride: int = 1) ->
         ValueError: x is not 4-D, w is not a square odd 4-D kernel, channels of
             x and w disagree, b has the wrong shape, or stride is not 1 or 2.
     """
+    # Cast outside the custom VJP so autodiff converts cotangents back to each
+    # argument's own dtype.
+    x, w, b = _checked_and_promoted(x, w, b, stride)
+    return _conv(x, w, b, int(stride))
+
+
+def _checked_and_promoted(x, w, b, stride):
+    """x, w, b as arrays in their promoted floating dtype (float32 for integers), after
+    ``_check_inputs``."""
     x = jnp.asarray(x)
     w = jnp.asarray(w)
     b = None if b is None else jnp.asarray(b)
@@ -275,12 +284,7 @@ def conv2d(x: Array, w: Array, b: Optional[Array] = None, *, stride: int = 1) ->
     dtype = jnp.result_type(x, w, *(() if b is None else (b,)))
     if not jnp.issubdtype(dtype, jnp.inexact):
         dtype = jnp.float32
-    # Cast outside the custom VJP so autodiff converts cotangents back to each
-    # argument's own dtype.
-    x = x.astype(dtype)
-    w = w.astype(dtype)
-    b = None if b is None else b.astype(dtype)
-    return _conv(x, w, b, int(stride))
+    return x.astype(dtype), w.astype(dtype), None if b is None else b.astype(dtype)
 
 
 def _fold_taps(w: Array, phase: int, axis: int) -> Array:
@@ -317,27 +321,39 @@ def upsample_conv2d(x: Array, w: Array, b: Optional[Array] = None) -> Array:
     Raises:
         ValueError: x is not 4-D, w is not (3, 3, C_in, C_out), or b has the wrong shape.
     """
-    x = jnp.asarray(x)
-    w = jnp.asarray(w)
-    b = None if b is None else jnp.asarray(b)
-    _check_inputs(x, w, b, 1)
+    x, w, b = _checked_and_promoted(x, w, b, 1)
     if w.shape[0] != 3:
         raise ValueError(f"upsample_conv2d: the kernel must be 3x3, got {w.shape[0]}x{w.shape[1]}")
-    dtype = jnp.result_type(x, w, *(() if b is None else (b,)))
-    if not jnp.issubdtype(dtype, jnp.inexact):
-        dtype = jnp.float32
-    x, w = x.astype(dtype), w.astype(dtype)
-    n, h, wd, _ = x.shape
+    rows = (_fold_taps(w, a, 0) for a in (0, 1))
+    y = parity_conv2d(x, [[_fold_taps(wa, c, 1) for c in (0, 1)] for wa in rows])
+    return y if b is None else y + b
+
+
+def parity_conv2d(x: Array, kernels) -> Array:
+    """A 2x upsampling linear map given per output parity: output pixel (2i + a, 2j + c)
+    is the 2x2 convolution ``kernels[a][c]`` of ``x`` over input rows (i - 1, i) for
+    a = 0 and (i, i + 1) for a = 1, and likewise for the columns (zero outside ``x``).
+
+    Nearest-neighbour upsampling followed by a 3x3 convolution (``upsample_conv2d``) and
+    DCGAN's 4x4 stride-2 transposed convolution (``jaxgen.nets.dcgan``) are both of this
+    form; four 2x2 convolutions of the small input and one interleave cost less on
+    XLA:CPU than convolving an upsampled or input-dilated image.
+
+    Args:
+        x: input, shape (N, H, W, C_in).
+        kernels: 2 x 2 nested sequence of (2, 2, C_in, C_out) kernels, [row parity][column
+            parity].
+
+    Returns:
+        Output of shape (N, 2H, 2W, C_out).
+    """
+    n, h, w, _ = x.shape
     pad = ((1, 0), (0, 1))  # even outputs reach one row up, odd ones one row down
-    rows = []
-    for a in (0, 1):
-        wa = _fold_taps(w, a, 0)
-        cols = [lax.conv_general_dilated(x, _fold_taps(wa, c, 1), (1, 1), (pad[a], pad[c]),
-                                         dimension_numbers=_DIMENSION_NUMBERS)
-                for c in (0, 1)]
-        rows.append(jnp.stack(cols, axis=3))         # (N, H, W, 2, C_out)
-    y = jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * wd, w.shape[-1])  # (N, H, 2, W, 2, C)
-    return y if b is None else y + b.astype(dtype)
+    rows = [jnp.stack([lax.conv_general_dilated(x, kernels[a][c], (1, 1), (pad[a], pad[c]),
+                                                dimension_numbers=_DIMENSION_NUMBERS)
+                       for c in (0, 1)], axis=3)                     # (N, H, W, 2, C_out)
+            for a in (0, 1)]
+    return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, -1)     # (N, H, 2, W, 2, C_out)
 
 
 def _as_square(value: Union[int, Sequence[int]], name: str) -> int:

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxgen.nets.adain import ConditionalBatchNorm
+from jaxgen.nets.conv import parity_conv2d
 
 NORMS = ("batch", "layer", "spectral", "none")
 _KERNEL = (4, 4)
@@ -69,20 +70,21 @@ class FractionallyStridedConv(nn.Module):
     def __call__(self, x):
         if x.ndim != 4:
             raise ValueError(f"FractionallyStridedConv expects (B, H, W, C), got {x.shape}")
-        b, h, w, cin = x.shape
         cout = self.features
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (4, 4, cin, cout))
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (4, 4, x.shape[-1], cout))
         if cout >= _PHASE_CONV_MIN_FEATURES:
-            # Phase a of an axis reaches input offsets (-1, 0) for a = 0 and (0, +1) for a = 1.
-            pad = ((1, 0), (0, 1))
-            rows = [jnp.stack([jax.lax.conv_general_dilated(
-                        x, kernel[a::2, c::2], (1, 1), (pad[a], pad[c]),
-                        dimension_numbers=("NHWC", "HWIO", "NHWC")) for c in (0, 1)], axis=3)
-                    for a in (0, 1)]                                 # (B, H, W, 2, C) each
-            y = jnp.stack(rows, axis=2).reshape(b, 2 * h, 2 * w, cout)
-            if self.use_bias:
-                y = y + self.param("bias", nn.initializers.zeros, (cout,))
-            return y
+            y = parity_conv2d(x, [[kernel[a::2, c::2] for c in (0, 1)] for a in (0, 1)])
+        else:
+            y = self._four_phase_3x3(x, kernel)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (cout,))
+        return y
+
+    @staticmethod
+    def _four_phase_3x3(x, kernel):
+        """The four phases as one 3x3 convolution to 4 * C_out channels, then interleaved."""
+        b, h, w, cin = x.shape
+        cout = kernel.shape[-1]
         w3 = jnp.zeros((3, 3, cin, 2, 2, cout), kernel.dtype)
         for ah in (0, 1):
             for sh, th in _PHASE_TAPS[ah]:
@@ -92,10 +94,7 @@ class FractionallyStridedConv(nn.Module):
         y = jax.lax.conv_general_dilated(x, w3.reshape(3, 3, cin, 4 * cout), (1, 1), "SAME",
                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
         y = y.reshape(b, h, w, 2, 2, cout).transpose(0, 1, 3, 2, 4, 5)
-        y = y.reshape(b, 2 * h, 2 * w, cout)
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros, (cout,))
-        return y
+        return y.reshape(b, 2 * h, 2 * w, cout)
 
 
 class DCGANGenerator(nn.Module):
